@@ -1,0 +1,116 @@
+//! The one error type of lobster-vector's libraries.
+
+use std::path::PathBuf;
+
+/// A boxed source error from a backend, an HTTP client or a model runtime.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Every way a lobster-vector library call can fail.
+///
+/// Variants carry structured fields so callers can react without parsing
+/// messages; `Display` gives a sentence a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A search, delete, count or info call named a collection that does not exist.
+    #[error("collection `{name}` does not exist (list them with `lobster-vector collections`)")]
+    CollectionNotFound { name: String },
+
+    /// A vector's dimension differs from its collection's (or batch's) dimension.
+    #[error("dimension mismatch: the collection holds {expected}-d vectors, got {got}-d")]
+    DimensionMismatch { expected: usize, got: usize },
+
+    /// User-supplied data was rejected; `message` names the offending record or field.
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
+
+    /// The collection exists but cannot answer this query (wrong embedder, unfinished build).
+    #[error("collection `{collection}` cannot be used: {reason}")]
+    CollectionUnavailable { collection: String, reason: String },
+
+    /// A configuration value is unknown or malformed; `valid` lists what is accepted.
+    #[error("invalid value `{value}` for {key}; valid values: {valid}")]
+    InvalidConfig {
+        key: String,
+        value: String,
+        valid: String,
+    },
+
+    /// The requested backend, provider or reranker is not part of this build or not built yet.
+    #[error("{what} is not available in this build: {hint}")]
+    NotAvailable { what: String, hint: String },
+
+    /// An ontology name or alias that is not known.
+    #[error("unknown ontology `{name}`; valid names: {valid}")]
+    UnknownOntology { name: String, valid: String },
+
+    /// A term id that is not in the ontology.
+    #[error("term `{id}` is not in {ontology}")]
+    TermNotFound { id: String, ontology: String },
+
+    /// A file could not be read or written.
+    #[error("{action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file's content could not be parsed; `location` is a line or a JSON path where known.
+    #[error("cannot parse `{path}`{}: {message}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        location: Option<String>,
+        message: String,
+    },
+
+    /// A model could not be found or loaded.
+    #[error("model error: {message}")]
+    Model { message: String },
+
+    /// Another process holds the store's write lock.
+    #[error("the store at `{path}` is locked by another writer")]
+    StoreLocked { path: PathBuf },
+
+    /// A failure inside a storage engine, HTTP service or runtime.
+    #[error("{kind} backend error")]
+    Backend {
+        kind: &'static str,
+        #[source]
+        source: BoxError,
+    },
+
+    /// The operation was interrupted (for example by Ctrl-C) and rolled back.
+    #[error("interrupted; nothing was committed")]
+    Interrupted,
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Backend`].
+    pub fn backend(kind: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! Core of lobster-vector: the contracts every part keeps (errors, distance,
+//! [`VectorStore`], [`Embedder`], [`Reranker`]), the exact in-memory
+//! [`FlatStore`], the [`SearchService`], and the ontology model and graph.
+
+pub mod artifact;
+pub mod embedder;
+mod error;
+pub mod flat;
+pub mod metric;
+pub mod reranker;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod types;
+pub mod validate;
+
+pub use artifact::Artifact;
+pub use embedder::Embedder;
+pub use error::{BoxError, Error, Result};
+pub use flat::FlatStore;
+pub use metric::Metric;
+pub use reranker::{Ranking, Reranker};
+pub use store::VectorStore;
+pub use types::{CollectionInfo, Hit, Metadata, Record};
+
+/// This library's version, recorded in collection artifacts.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

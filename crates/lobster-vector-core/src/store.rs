@@ -1,0 +1,65 @@
+//! The one trait every vector backend implements.
+
+use crate::{CollectionInfo, Hit, Metadata, Record, Result};
+
+/// A store of named collections of vectors, searched by cosine distance.
+///
+/// Contract (checked by the conformance suite, `testing::conformance_suite!`):
+/// - `upsert` creates the collection on first write and overwrites existing ids;
+///   all vectors of a collection share one dimension.
+/// - `search` returns at most `k` hits sorted by ascending cosine distance
+///   `1 - cos(q, v)`; `k` beyond the collection size is clamped; an empty
+///   collection gives no hits.
+/// - Missing collections give `CollectionNotFound` (search, delete, count, info);
+///   wrong dimensions `DimensionMismatch`; NaN/inf, zero vectors, empty or
+///   duplicate ids and bad collection names `InvalidInput`.
+/// - A rejected call changes nothing.
+pub trait VectorStore: Send + Sync + std::fmt::Debug {
+    /// The backend's configuration name (`memory`, `local`, `pgvector`, …).
+    fn backend_name(&self) -> &'static str;
+
+    /// Inserts or overwrites `records` as one all-or-nothing batch.
+    fn upsert(&self, collection: &str, records: &[Record]) -> Result<()>;
+
+    /// The `k` nearest records to `query`, nearest first.
+    fn search(&self, collection: &str, query: &[f32], k: usize) -> Result<Vec<Hit>>;
+
+    /// One result list per query, in query order. The default loops over `search`.
+    fn search_batch(
+        &self,
+        collection: &str,
+        queries: &[Vec<f32>],
+        k: usize,
+    ) -> Result<Vec<Vec<Hit>>> {
+        queries
+            .iter()
+            .map(|q| self.search(collection, q, k))
+            .collect()
+    }
+
+    /// Removes the given ids; unknown ids are ignored. Returns how many were removed.
+    fn delete(&self, collection: &str, ids: &[String]) -> Result<usize>;
+
+    /// Number of records in the collection.
+    fn count(&self, collection: &str) -> Result<usize>;
+
+    /// Whether the collection exists.
+    fn has_collection(&self, collection: &str) -> Result<bool>;
+
+    /// Names of all collections, sorted.
+    fn list_collections(&self) -> Result<Vec<String>>;
+
+    /// Removes a collection and its metadata; returns whether it existed.
+    fn drop_collection(&self, collection: &str) -> Result<bool>;
+
+    /// Dimension, count and collection-level metadata.
+    fn collection_info(&self, collection: &str) -> Result<CollectionInfo>;
+
+    /// Replaces the collection-level metadata (creating an empty collection if needed).
+    fn set_collection_metadata(&self, collection: &str, metadata: Metadata) -> Result<()>;
+
+    /// Makes every acknowledged write durable. In-memory stores do nothing.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
