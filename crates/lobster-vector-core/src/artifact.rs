@@ -24,6 +24,10 @@ pub struct Artifact {
     /// Number of live terms indexed.
     #[serde(default)]
     pub term_count: usize,
+    /// The source file the collection was built from (to find it again for
+    /// exact matching and the graph; verified by `source_sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
 }
 
 impl Artifact {

@@ -44,6 +44,10 @@ pub enum Error {
     #[error("unknown ontology `{name}`; valid names: {valid}")]
     UnknownOntology { name: String, valid: String },
 
+    /// No finished collection exists for an ontology in this store.
+    #[error("no {ontology} collection is built in this store; run `lobster-vector build --ontology {ontology}`")]
+    NoCollection { ontology: String },
+
     /// A term id that is not in the ontology.
     #[error("term `{id}` is not in {ontology}")]
     TermNotFound { id: String, ontology: String },

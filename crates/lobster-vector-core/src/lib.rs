@@ -3,11 +3,14 @@
 //! [`FlatStore`], the [`SearchService`], and the ontology model and graph.
 
 pub mod artifact;
+pub mod build;
 pub mod embedder;
 mod error;
 pub mod flat;
 pub mod metric;
+pub mod ontology;
 pub mod reranker;
+pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -20,6 +23,7 @@ pub use error::{BoxError, Error, Result};
 pub use flat::FlatStore;
 pub use metric::Metric;
 pub use reranker::{Ranking, Reranker};
+pub use service::{MatchType, OntologyMatch, ResolvedCollection, SearchHit, SearchService};
 pub use store::VectorStore;
 pub use types::{CollectionInfo, Hit, Metadata, Record};
 

@@ -1,0 +1,330 @@
+//! BERT encoder: weights loaded with candle from `model.safetensors`, forward
+//! pass over packed (unpadded) token sequences on the kernels of
+//! [`crate::kernels`].
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use lobster_vector_core::{Error, Result};
+use serde::Deserialize;
+
+use crate::kernels::{self, Activation};
+use crate::matmul::PackedLinear;
+
+/// The fields of a Hugging Face BERT `config.json` the encoder needs.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+impl BertConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Model {
+            message: format!("cannot read `{}`: {e}", path.display()),
+        })?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| Error::Model {
+            message: format!("`{}` is not a BERT config: {e}", path.display()),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |what: String| {
+            Err(Error::Model {
+                message: format!("`{}`: {what}", path.display()),
+            })
+        };
+        if let Some(t) = &self.model_type {
+            if t != "bert" {
+                return bad(format!(
+                    "model_type `{t}` is not supported (only `bert` encoders)"
+                ));
+            }
+        }
+        if let Some(p) = &self.position_embedding_type {
+            if p != "absolute" {
+                return bad(format!(
+                    "position_embedding_type `{p}` is not supported (only `absolute`)"
+                ));
+            }
+        }
+        if self.hidden_size == 0
+            || self.num_attention_heads == 0
+            || self.hidden_size % self.num_attention_heads != 0
+        {
+            return bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.type_vocab_size == 0 || self.max_position_embeddings == 0 {
+            return bad("type_vocab_size and max_position_embeddings must be positive".into());
+        }
+        self.activation(path).map(|_| ())
+    }
+
+    fn activation(&self, path: &Path) -> Result<Activation> {
+        match self.hidden_act.as_str() {
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
+            other => Err(Error::Model {
+                message: format!(
+                    "`{}`: hidden_act `{other}` is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)",
+                    path.display()
+                ),
+            }),
+        }
+    }
+}
+
+/// One encoder layer (query, key and value fused into one product).
+struct Layer {
+    qkv: PackedLinear,
+    out: PackedLinear,
+    ln1_g: Vec<f32>,
+    ln1_b: Vec<f32>,
+    ff1: PackedLinear,
+    ff2: PackedLinear,
+    ln2_g: Vec<f32>,
+    ln2_b: Vec<f32>,
+}
+
+/// The BERT encoder (embeddings + layers, no pooler).
+pub(crate) struct Bert {
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    vocab: usize,
+    max_positions: usize,
+    eps: f32,
+    act: Activation,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    /// Token type 0's embedding (single-segment input).
+    token_type0: Vec<f32>,
+    emb_ln_g: Vec<f32>,
+    emb_ln_b: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+impl std::fmt::Debug for Bert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bert")
+            .field("hidden", &self.hidden)
+            .field("heads", &self.heads)
+            .field("intermediate", &self.intermediate)
+            .field("layers", &self.layers.len())
+            .field("vocab", &self.vocab)
+            .field("act", &self.act)
+            .finish()
+    }
+}
+
+fn model_err(path: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
+    move |e| {
+        Error::Model {
+        message: format!(
+            "cannot load weights from `{}` (corrupt or incomplete file? re-fetch the model, e.g. `bash scripts/setup.sh`): {e}",
+            path.display()
+        ),
+    }
+    }
+}
+
+impl Bert {
+    /// Loads the encoder from a safetensors file (memory-mapped; any float
+    /// dtype is converted to `f32`). Accepts tensor names with or without a
+    /// `bert.` prefix.
+    pub fn load(weights: &Path, cfg: &BertConfig, config_path: &Path) -> Result<Self> {
+        let err = model_err(weights);
+        // SAFETY: the file is memory-mapped read-only; candle copies every
+        // tensor out of the map while loading. A file modified by another
+        // process during loading is the caller's problem, as for any mmap.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)
+                .map_err(&err)?
+        };
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            vb
+        };
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let get =
+            |shape: &[usize], name: &str| -> Result<Tensor> { vb.get(shape, name).map_err(&err) };
+        let vec = |t: Tensor| -> Result<Vec<f32>> {
+            t.flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(&err)
+        };
+        // A PyTorch linear layer: weight `[out, in]`, bias `[out]`.
+        let linear = |w: Tensor, b: Tensor| -> Result<PackedLinear> {
+            let (out, inp) = w.dims2().map_err(&err)?;
+            let wt = w
+                .t()
+                .and_then(|t| t.contiguous())
+                .map_err(&err)
+                .and_then(vec)?;
+            Ok(PackedLinear::new(&wt, &vec(b)?, inp, out))
+        };
+        let emb = vb.pp("embeddings");
+        let word = vec(emb
+            .get((cfg.vocab_size, h), "word_embeddings.weight")
+            .map_err(&err)?)?;
+        let position = vec(emb
+            .get(
+                (cfg.max_position_embeddings, h),
+                "position_embeddings.weight",
+            )
+            .map_err(&err)?)?;
+        let token_type = vec(emb
+            .get((cfg.type_vocab_size, h), "token_type_embeddings.weight")
+            .map_err(&err)?)?;
+        let emb_ln_g = vec(emb.get(h, "LayerNorm.weight").map_err(&err)?)?;
+        let emb_ln_b = vec(emb.get(h, "LayerNorm.bias").map_err(&err)?)?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            let w = |name: &str, shape: &[usize]| get(shape, &format!("{p}.{name}"));
+            let qkv = Tensor::cat(
+                &[
+                    w("attention.self.query.weight", &[h, h])?,
+                    w("attention.self.key.weight", &[h, h])?,
+                    w("attention.self.value.weight", &[h, h])?,
+                ],
+                0,
+            )
+            .map_err(&err)?;
+            let qkv_b = Tensor::cat(
+                &[
+                    w("attention.self.query.bias", &[h])?,
+                    w("attention.self.key.bias", &[h])?,
+                    w("attention.self.value.bias", &[h])?,
+                ],
+                0,
+            )
+            .map_err(&err)?;
+            layers.push(Layer {
+                qkv: linear(qkv, qkv_b)?,
+                out: linear(
+                    w("attention.output.dense.weight", &[h, h])?,
+                    w("attention.output.dense.bias", &[h])?,
+                )?,
+                ln1_g: vec(w("attention.output.LayerNorm.weight", &[h])?)?,
+                ln1_b: vec(w("attention.output.LayerNorm.bias", &[h])?)?,
+                ff1: linear(
+                    w("intermediate.dense.weight", &[i, h])?,
+                    w("intermediate.dense.bias", &[i])?,
+                )?,
+                ff2: linear(
+                    w("output.dense.weight", &[h, i])?,
+                    w("output.dense.bias", &[h])?,
+                )?,
+                ln2_g: vec(w("output.LayerNorm.weight", &[h])?)?,
+                ln2_b: vec(w("output.LayerNorm.bias", &[h])?)?,
+            });
+        }
+        Ok(Self {
+            hidden: h,
+            heads: cfg.num_attention_heads,
+            intermediate: i,
+            vocab: cfg.vocab_size,
+            max_positions: cfg.max_position_embeddings,
+            eps: cfg.layer_norm_eps as f32,
+            act: cfg.activation(config_path)?,
+            word,
+            position,
+            token_type0: token_type[..h].to_vec(),
+            emb_ln_g,
+            emb_ln_b,
+            layers,
+        })
+    }
+
+    /// Width of the hidden states.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    /// Runs the encoder over packed sequences: `ids` holds the token ids of
+    /// every sequence back to back, `seqs` the `(first token, length)` of
+    /// each. Returns the last hidden state, `[ids.len(), hidden]` row-major.
+    ///
+    /// `par` spreads each step over the current rayon pool (for one small
+    /// batch); without it the call is single-threaded (for batches run side
+    /// by side). Errors on an out-of-range id or an over-long sequence.
+    pub fn forward(&self, ids: &[u32], seqs: &[(usize, usize)], par: bool) -> Result<Vec<f32>> {
+        let (h, n) = (self.hidden, ids.len());
+        let mut x = vec![0f32; n * h];
+        for &(start, len) in seqs {
+            if len > self.max_positions {
+                return Err(Error::invalid_input(format!(
+                    "sequence of {len} tokens exceeds the model's {} positions",
+                    self.max_positions
+                )));
+            }
+            for p in 0..len {
+                let id = ids[start + p] as usize;
+                if id >= self.vocab {
+                    return Err(Error::Model {
+                        message: format!(
+                            "token id {id} is outside the model's vocabulary of {} (tokenizer and weights disagree)",
+                            self.vocab
+                        ),
+                    });
+                }
+                let row = &mut x[(start + p) * h..(start + p + 1) * h];
+                let w = &self.word[id * h..(id + 1) * h];
+                let pe = &self.position[p * h..(p + 1) * h];
+                for (((o, a), b), c) in row.iter_mut().zip(w).zip(pe).zip(&self.token_type0) {
+                    *o = a + b + c;
+                }
+            }
+        }
+        kernels::add_layer_norm(&mut x, &[], &self.emb_ln_g, &self.emb_ln_b, self.eps, par);
+
+        let i = self.intermediate;
+        let mut qkv = vec![0f32; n * 3 * h];
+        let mut ctx = vec![0f32; n * h];
+        let mut tmp = vec![0f32; n * h];
+        let mut inter = vec![0f32; n * i];
+        for layer in &self.layers {
+            layer.qkv.forward(&mut qkv, &x, n, None, par);
+            kernels::attention(&mut ctx, &qkv, seqs, h, self.heads, par);
+            layer.out.forward(&mut tmp, &ctx, n, None, par);
+            kernels::add_layer_norm(&mut x, &tmp, &layer.ln1_g, &layer.ln1_b, self.eps, par);
+            layer.ff1.forward(&mut inter, &x, n, Some(self.act), par);
+            layer.ff2.forward(&mut tmp, &inter, n, None, par);
+            kernels::add_layer_norm(&mut x, &tmp, &layer.ln2_g, &layer.ln2_b, self.eps, par);
+        }
+        Ok(x)
+    }
+}

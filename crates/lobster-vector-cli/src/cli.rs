@@ -1,0 +1,188 @@
+//! Command-line definitions. Every configuration flag also reads its
+//! environment variable; flags win over the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lobster-vector",
+    version,
+    about = "Map biomedical free text to MONDO, UBERON and Cell Ontology concepts by semantic vector search",
+    long_about = None,
+    after_help = "Examples:\n  lobster-vector build --ontology all\n  lobster-vector search \"heart attack\" --ontology disease\n  lobster-vector search \"CD8+ T cells\" --ontology cell_type -k 3 --json\n  lobster-vector info"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Vector backend: local, memory, pgvector, faiss, chromadb
+    #[arg(
+        long,
+        global = true,
+        env = "LOBSTER_VECTOR_BACKEND",
+        value_name = "NAME"
+    )]
+    pub backend: Option<String>,
+    /// Directory of the local store [default: ~/.lobster/vector_store]
+    #[arg(
+        long,
+        global = true,
+        env = "LOBSTER_VECTOR_STORE_PATH",
+        value_name = "DIR"
+    )]
+    pub store_path: Option<PathBuf>,
+    /// Embedding provider: minilm, sapbert, openai
+    #[arg(
+        long = "provider",
+        global = true,
+        env = "LOBSTER_EMBEDDING_PROVIDER",
+        value_name = "NAME"
+    )]
+    pub provider: Option<String>,
+    /// Worker threads for search and inference [default: all cores]
+    #[arg(long, global = true, env = "LOBSTER_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+    /// More log output (-v info, -vv debug); LOBSTER_LOG takes a tracing filter
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress bars
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the resolved configuration (secrets masked) and what this build contains
+    Info(InfoArgs),
+    /// List the collections in the configured store, with counts
+    Collections(CollectionsArgs),
+    /// Build ontology collections from the real MONDO, UBERON and Cell Ontology sources
+    Build(BuildArgs),
+    /// Find the concepts closest to a text
+    Search(SearchArgs),
+    /// Map a whole column of a TSV/CSV file (or plain lines) to one ontology
+    Map(MapArgs),
+    /// Show one term: label, definition, synonyms, parents, obsolete status
+    Lookup(LookupArgs),
+    /// Show a term's parents, children, siblings, and ancestors/descendants to a depth
+    Neighbors(NeighborsArgs),
+    /// Print embedding vectors of texts (for debugging and piping)
+    Embed(EmbedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// mondo|disease, uberon|tissue, cell_ontology|cell_type|cl, or all
+    #[arg(long, short = 'o', default_value = "all")]
+    pub ontology: String,
+    /// Build from this file (.json, .json.zst or .obo) instead of the newest one in the asset directory
+    #[arg(long, value_name = "FILE")]
+    pub source: Option<PathBuf>,
+    /// Rebuild even if the same source and model already built the collection
+    #[arg(long)]
+    pub force: bool,
+    /// Texts embedded and written per batch
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// Input file: .tsv, .csv (with a header row) or plain text (one value per line); `-` for stdin
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: PathBuf,
+    /// Column to map (TSV/CSV) [default: the first column]
+    #[arg(long, short = 'c', value_name = "NAME")]
+    pub column: Option<String>,
+    /// mondo|disease, uberon|tissue, cell_ontology|cell_type|cl, or an exact collection name
+    #[arg(long, short = 'o')]
+    pub ontology: String,
+    /// Output file (.tsv, .csv or .jsonl by extension) [default: TSV on stdout]
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Leave values whose best score is below this unmapped
+    #[arg(long, default_value_t = 0.0)]
+    pub min_score: f32,
+    /// Only concepts under this term (e.g. CL:0000084 for T cells)
+    #[arg(long, value_name = "ID")]
+    pub within: Option<String>,
+    /// Reranker: none, cross_encoder, cohere
+    #[arg(long, env = "LOBSTER_RERANKER", value_name = "NAME")]
+    pub reranker: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// A term id, e.g. MONDO:0005068, CL:0000625, UBERON:0001155
+    pub id: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NeighborsArgs {
+    /// A term id, e.g. CL:0000625
+    pub id: String,
+    /// How many levels of ancestors and descendants to show
+    #[arg(long, short = 'd', default_value_t = 1)]
+    pub depth: usize,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Texts to embed
+    #[arg(required = true)]
+    pub texts: Vec<String>,
+    /// Print JSON ({model, provider, dimensions, vectors}) instead of one tab-separated vector per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectionsArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The text to map, e.g. "heart attack"
+    pub text: String,
+    /// Ontology (mondo|disease, uberon|tissue, cell_ontology|cell_type|cl), an exact collection name, or `all`
+    #[arg(long, short = 'o', default_value = "all")]
+    pub ontology: String,
+    /// Number of concepts per ontology
+    #[arg(short = 'k', long = "top-k", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub k: u32,
+    /// Only concepts under this term (e.g. CL:0000084 for T cells)
+    #[arg(long, value_name = "ID")]
+    pub within: Option<String>,
+    /// Reranker: none, cross_encoder, cohere
+    #[arg(long, env = "LOBSTER_RERANKER", value_name = "NAME")]
+    pub reranker: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,102 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use lobster_vector::build::{build_collection, BuildOptions, BuildReport};
+use lobster_vector::ontology::{Ontology, OntologyKind};
+
+use super::Ctx;
+use crate::{cli::BuildArgs, output, progress::Progress};
+
+/// Set by Ctrl-C; the build stops between batches and removes its partial collection.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave at once. The unfinished collection has no
+            // artifact, so search ignores it and the next build replaces it.
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping after the current batch (Ctrl-C again to quit now)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(flag)
+}
+
+pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
+    let library = ctx.ontologies();
+    let sources: Vec<Arc<Ontology>> =
+        match (&args.source, args.ontology.eq_ignore_ascii_case("all")) {
+            (Some(path), _) => {
+                let o = library.load(path)?;
+                if !args.ontology.eq_ignore_ascii_case("all") {
+                    let wanted = OntologyKind::from_alias(&args.ontology)?;
+                    if o.kind().is_some_and(|k| k != wanted) {
+                        bail!(
+                            "`{}` holds {} terms, not {}",
+                            path.display(),
+                            o.name(),
+                            wanted.name()
+                        );
+                    }
+                }
+                vec![o]
+            }
+            (None, true) => OntologyKind::ALL
+                .iter()
+                .map(|k| library.newest(*k))
+                .collect::<Result<_, _>>()?,
+            (None, false) => vec![library.newest(OntologyKind::from_alias(&args.ontology)?)?],
+        };
+    let service = ctx.service()?;
+    let embedder = service
+        .embedder()
+        .context("cannot load the embedding model")?;
+    let store = service.store().clone();
+    let cancel = interrupt_flag()?;
+    let progress = Progress::new(ctx.global.quiet);
+    let options = BuildOptions {
+        batch_size: args.batch_size as usize,
+        force: args.force,
+    };
+    let mut reports: Vec<BuildReport> = Vec::new();
+    for o in &sources {
+        let report = build_collection(
+            o,
+            embedder.as_ref(),
+            store.as_ref(),
+            &options,
+            &progress,
+            &cancel,
+        )
+        .with_context(|| format!("building {} {}", o.name(), o.version()))?;
+        if !args.json {
+            if report.skipped {
+                output::line(&format!(
+                    "{}: already built from this source with this model ({} entries); use --force to rebuild",
+                    report.collection, report.entries
+                ))?;
+            } else {
+                output::line(&format!(
+                    "{}: {} entries ({} terms) in {:.1}s ({:.0} texts/s)",
+                    report.collection,
+                    report.entries,
+                    report.terms,
+                    report.seconds,
+                    report.entries as f64 / report.seconds.max(1e-9)
+                ))?;
+            }
+        }
+        reports.push(report);
+    }
+    if args.json {
+        return output::json(&serde_json::json!({
+            "backend": ctx.config.backend.as_str(),
+            "embedding_provider": embedder.provider(),
+            "embedding_model": embedder.model_id(),
+            "collections": reports,
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! One module per subcommand; `run` resolves the configuration and dispatches.
+
+mod build;
+mod collections;
+mod embed;
+mod info;
+mod lookup;
+mod map;
+mod search;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use lobster_vector::{ontology::OntologyLibrary, Config, Overrides, SearchService};
+
+use crate::cli::{Cli, Command, GlobalArgs};
+
+/// What every command gets: the resolved configuration and the global flags.
+pub struct Ctx<'a> {
+    pub config: Config,
+    pub global: &'a GlobalArgs,
+}
+
+impl Ctx<'_> {
+    /// The search service over the configured store; the embedder loads on first use.
+    pub fn service(&self) -> Result<SearchService> {
+        let store = lobster_vector::open_store(&self.config)
+            .with_context(|| format!("cannot open the `{}` store", self.config.backend))?;
+        let reranker = lobster_vector::open_reranker(&self.config)?;
+        let config = self.config.clone();
+        Ok(
+            SearchService::with_lazy_embedder(store, move || {
+                lobster_vector::open_embedder(&config)
+            })
+            .with_reranker(reranker)
+            .with_ontologies(Some(Arc::new(self.ontologies()))),
+        )
+    }
+
+    /// Ontology sources: the asset directory's `ontologies/`.
+    pub fn ontologies(&self) -> OntologyLibrary {
+        OntologyLibrary::new(vec![self.config.assets_dir.join("ontologies")])
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let overrides = Overrides {
+        backend: cli.global.backend.clone(),
+        store_path: cli.global.store_path.clone(),
+        embedding_provider: cli.global.provider.clone(),
+        reranker: match &cli.command {
+            Command::Search(a) => a.reranker.clone(),
+            Command::Map(a) => a.reranker.clone(),
+            _ => None,
+        },
+        threads: cli.global.threads,
+    };
+    let config = Config::resolve(&overrides)?;
+    if let Some(threads) = config.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot start the worker thread pool")?;
+    }
+    let ctx = Ctx {
+        config,
+        global: &cli.global,
+    };
+    match &cli.command {
+        Command::Info(args) => info::run(&ctx, args),
+        Command::Collections(args) => collections::run(&ctx, args),
+        Command::Build(args) => build::run(&ctx, args),
+        Command::Search(args) => search::run(&ctx, args),
+        Command::Map(args) => map::run(&ctx, args),
+        Command::Lookup(args) => lookup::lookup(&ctx, args),
+        Command::Neighbors(args) => lookup::neighbors(&ctx, args),
+        Command::Embed(args) => embed::run(&ctx, args),
+    }
+}

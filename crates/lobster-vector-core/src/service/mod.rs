@@ -1,0 +1,625 @@
+//! `SearchService`: embeds text, searches a store, turns distances into
+//! scores, collapses ontology entries to concepts, and (optionally) reranks.
+
+mod lazy;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::ontology::graph::Graph;
+use crate::ontology::{EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term};
+use crate::{
+    validate, Artifact, Embedder, Error, Hit, Metadata, Metric, Reranker, Result, VectorStore,
+};
+use lazy::Lazy;
+
+/// How many store hits `match_ontology` asks for per requested concept.
+pub const CANDIDATE_FACTOR: usize = 4;
+
+/// One hit of a plain collection query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub id: String,
+    /// `clamp(1 - distance, 0, 1)` rounded to 4 decimals.
+    pub score: f32,
+    /// Cosine distance as the store returned it.
+    pub distance: f32,
+    pub document: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// How a concept was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchType {
+    /// The normalised query equals the concept's label.
+    ExactLabel,
+    /// The normalised query equals one of the concept's synonyms.
+    ExactSynonym,
+    /// The query is the concept's id.
+    ExactId,
+    /// The query names an obsolete term; this row is its replacement (or a
+    /// term to consider), and `metadata.obsolete_id` names the obsolete one.
+    ObsoleteRedirect,
+    /// Nearest neighbour by embedding.
+    Semantic,
+}
+
+impl MatchType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchType::ExactLabel => "exact_label",
+            MatchType::ExactSynonym => "exact_synonym",
+            MatchType::ExactId => "exact_id",
+            MatchType::ObsoleteRedirect => "obsolete_redirect",
+            MatchType::Semantic => "semantic",
+        }
+    }
+}
+
+/// One concept matched to a query (field names follow the Python predecessor, plus more).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OntologyMatch {
+    /// The concept's label.
+    pub term: String,
+    pub ontology_id: String,
+    pub score: f32,
+    pub metadata: Metadata,
+    pub distance_metric: &'static str,
+    /// The label or synonym that matched.
+    pub matched_text: String,
+    pub match_type: MatchType,
+    pub ontology: String,
+    pub ontology_version: String,
+}
+
+/// A finished ontology collection chosen for a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedCollection {
+    pub name: String,
+    pub artifact: Artifact,
+}
+
+/// The one entry point for queries. Cheap to clone and share across threads.
+#[derive(Debug, Clone)]
+pub struct SearchService {
+    store: Arc<dyn VectorStore>,
+    embedder: Arc<Lazy<dyn Embedder>>,
+    reranker: Option<Arc<dyn Reranker>>,
+    ontologies: Option<Arc<OntologyLibrary>>,
+}
+
+fn string_field(metadata: &Metadata, key: &str) -> Option<String> {
+    metadata
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
+impl SearchService {
+    /// A service over `store` with an embedder that is already loaded.
+    pub fn new(store: Arc<dyn VectorStore>, embedder: Arc<dyn Embedder>) -> Self {
+        Self {
+            store,
+            embedder: Arc::new(Lazy::ready(embedder)),
+            reranker: None,
+            ontologies: None,
+        }
+    }
+
+    /// A service whose embedder is created by `make` on first use.
+    pub fn with_lazy_embedder(
+        store: Arc<dyn VectorStore>,
+        make: impl Fn() -> Result<Arc<dyn Embedder>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            store,
+            embedder: Arc::new(Lazy::deferred(make)),
+            reranker: None,
+            ontologies: None,
+        }
+    }
+
+    /// Sets the reranker applied by `match_ontology`.
+    pub fn with_reranker(mut self, reranker: Option<Arc<dyn Reranker>>) -> Self {
+        self.reranker = reranker;
+        self
+    }
+
+    /// Sets where ontology sources are found (exact matching, obsolete redirects, `within`).
+    pub fn with_ontologies(mut self, library: Option<Arc<OntologyLibrary>>) -> Self {
+        self.ontologies = library;
+        self
+    }
+
+    /// The ontology library, if any.
+    pub fn ontologies(&self) -> Option<&Arc<OntologyLibrary>> {
+        self.ontologies.as_ref()
+    }
+
+    pub fn store(&self) -> &Arc<dyn VectorStore> {
+        &self.store
+    }
+
+    /// The embedder, loading it if needed.
+    pub fn embedder(&self) -> Result<Arc<dyn Embedder>> {
+        self.embedder.get()
+    }
+
+    pub fn reranker(&self) -> Option<&Arc<dyn Reranker>> {
+        self.reranker.as_ref()
+    }
+
+    /// Fails closed when `collection` carries an artifact from another embedder.
+    fn check_collection(&self, collection: &str, embedder: &dyn Embedder) -> Result<()> {
+        let info = self.store.collection_info(collection)?;
+        if let Some(a) = Artifact::from_metadata(&info.metadata) {
+            a.check_embedder(collection, embedder)?;
+        }
+        Ok(())
+    }
+
+    fn to_hits(hits: Vec<Hit>) -> Vec<SearchHit> {
+        hits.into_iter()
+            .map(|h| SearchHit {
+                score: Metric::Cosine.similarity(h.distance),
+                id: h.id,
+                distance: h.distance,
+                document: h.document,
+                metadata: h.metadata,
+            })
+            .collect()
+    }
+
+    /// The `k` nearest records of `collection` to `text`.
+    pub fn query(&self, text: &str, collection: &str, k: usize) -> Result<Vec<SearchHit>> {
+        let mut out = self.query_batch(&[text], collection, k)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// [`query`](Self::query) for many texts: one embedding batch, one batch search.
+    pub fn query_batch(
+        &self,
+        texts: &[&str],
+        collection: &str,
+        k: usize,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        crate::embedder::check_texts(texts)?;
+        validate::collection_name(collection)?;
+        let embedder = self.embedder()?;
+        self.check_collection(collection, embedder.as_ref())?;
+        let vectors = embedder.embed_documents(texts)?;
+        let hits = self.store.search_batch(collection, &vectors, k)?;
+        Ok(hits.into_iter().map(Self::to_hits).collect())
+    }
+
+    /// Picks the collection for an ontology name, alias or exact collection name.
+    ///
+    /// An exact collection name pins it; an alias resolves to the newest
+    /// finished build (one whose artifact has been written).
+    pub fn resolve_collection(&self, ontology_or_collection: &str) -> Result<ResolvedCollection> {
+        let finished = |name: &str| -> Result<Option<Artifact>> {
+            Ok(Artifact::from_metadata(
+                &self.store.collection_info(name)?.metadata,
+            ))
+        };
+        if validate::collection_name(ontology_or_collection).is_ok()
+            && self.store.has_collection(ontology_or_collection)?
+        {
+            let name = ontology_or_collection.to_string();
+            return match finished(&name)? {
+                Some(artifact) => Ok(ResolvedCollection { name, artifact }),
+                None => Err(Error::CollectionUnavailable {
+                    collection: name,
+                    reason: "its build did not finish (no artifact); rebuild it with `lobster-vector build --force`".into(),
+                }),
+            };
+        }
+        let kind = OntologyKind::from_alias(ontology_or_collection)?;
+        let mut candidates: Vec<(String, String)> = self
+            .store
+            .list_collections()?
+            .into_iter()
+            .filter_map(|n| match OntologyKind::parse_collection_name(&n) {
+                Some((k, version)) if k == kind => Some((version, n)),
+                _ => None,
+            })
+            .collect();
+        candidates.sort();
+        while let Some((_, name)) = candidates.pop() {
+            if let Some(artifact) = finished(&name)? {
+                return Ok(ResolvedCollection { name, artifact });
+            }
+        }
+        Err(Error::NoCollection {
+            ontology: kind.name().to_string(),
+        })
+    }
+
+    /// The best `k` concepts of an ontology for `term`.
+    pub fn match_ontology(
+        &self,
+        term: &str,
+        ontology: &str,
+        k: usize,
+    ) -> Result<Vec<OntologyMatch>> {
+        self.match_ontology_with(term, ontology, &MatchOptions::top(k))
+    }
+
+    /// [`match_ontology`](Self::match_ontology) with options (`within`).
+    pub fn match_ontology_with(
+        &self,
+        term: &str,
+        ontology: &str,
+        options: &MatchOptions,
+    ) -> Result<Vec<OntologyMatch>> {
+        let mut out = self.match_ontology_batch_with(&[term], ontology, options)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// [`match_ontology`](Self::match_ontology) for many terms: one embedding
+    /// batch, one batch search, results in input order.
+    pub fn match_ontology_batch(
+        &self,
+        terms: &[&str],
+        ontology: &str,
+        k: usize,
+    ) -> Result<Vec<Vec<OntologyMatch>>> {
+        self.match_ontology_batch_with(terms, ontology, &MatchOptions::top(k))
+    }
+
+    /// The ontology a resolved collection was built from, when its source is available.
+    pub fn ontology_of(&self, resolved: &ResolvedCollection) -> Result<Option<Arc<Ontology>>> {
+        match &self.ontologies {
+            Some(lib) => lib.for_artifact(&resolved.artifact),
+            None => Ok(None),
+        }
+    }
+
+    /// Batch matching with options. Order per term: an exact id, exact labels,
+    /// exact synonyms and obsolete redirects (score 1.0), then semantic
+    /// neighbours; one row per concept; reranked if configured; at most `k`.
+    pub fn match_ontology_batch_with(
+        &self,
+        terms: &[&str],
+        ontology: &str,
+        options: &MatchOptions,
+    ) -> Result<Vec<Vec<OntologyMatch>>> {
+        crate::embedder::check_texts(terms)?;
+        let k = options.k;
+        let resolved = self.resolve_collection(ontology)?;
+        let embedder = self.embedder()?;
+        resolved
+            .artifact
+            .check_embedder(&resolved.name, embedder.as_ref())?;
+        let onto = self.ontology_of(&resolved)?;
+        if onto.is_none() {
+            tracing::warn!(
+                collection = %resolved.name,
+                "the ontology source of this collection is not available; exact and obsolete matching are off"
+            );
+        }
+        let within: Option<HashSet<&str>> = match (&options.within, &onto) {
+            (None, _) => None,
+            (Some(id), Some(o)) => Some(Graph::new(o).subtree(id)?),
+            (Some(_), None) => {
+                return Err(Error::CollectionUnavailable {
+                    collection: resolved.name.clone(),
+                    reason: "`within` needs the ontology source file it was built from; run `bash scripts/setup.sh`".into(),
+                })
+            }
+        };
+        let keep = |id: &str| within.as_ref().is_none_or(|set| set.contains(id));
+        let vectors = embedder.embed_documents(terms)?;
+        let mut fetch = k.saturating_mul(CANDIDATE_FACTOR);
+        if onto.is_some() {
+            fetch = fetch.max(CONSOLIDATION_POOL);
+        }
+        if within.is_some() {
+            fetch = fetch.max(200);
+        }
+        let hits = self.store.search_batch(&resolved.name, &vectors, fetch)?;
+        let mut out = Vec::with_capacity(terms.len());
+        for ((term, vector), mut hits) in terms.iter().zip(&vectors).zip(hits) {
+            let mut rows = match &onto {
+                Some(o) => exact_rows(o, term, &resolved),
+                None => Vec::new(),
+            };
+            rows.retain(|r| keep(&r.ontology_id));
+            // With `within`, widen the search until k concepts pass the filter or the collection is exhausted.
+            if within.is_some() {
+                let total = self.store.count(&resolved.name)?;
+                let mut n = fetch;
+                while distinct_concepts(&hits, &keep) < k && n < total {
+                    n = n.saturating_mul(8).min(total);
+                    hits = self.store.search(&resolved.name, vector, n)?;
+                }
+            }
+            let mut seen: HashSet<String> = rows.iter().map(|r| r.ontology_id.clone()).collect();
+            let mut semantic = Vec::new();
+            for h in hits {
+                let row = semantic_row(h, &resolved);
+                if keep(&row.ontology_id) && seen.insert(row.ontology_id.clone()) {
+                    semantic.push(row);
+                }
+            }
+            if let Some(o) = &onto {
+                consolidate(&Graph::new(o), &mut semantic);
+            }
+            rows.extend(semantic);
+            if let Some(reranker) = &self.reranker {
+                rows = rerank(reranker.as_ref(), term, rows)?;
+            }
+            rows.truncate(k);
+            out.push(rows);
+        }
+        Ok(out)
+    }
+}
+
+/// Candidates fetched when the ontology graph can consolidate them.
+const CONSOLIDATION_POOL: usize = 64;
+/// Rank bonus per unit of similarity of a close descendant among the candidates.
+const SUPPORT_WEIGHT: f32 = 0.02;
+/// The largest rank bonus consolidation gives.
+const MAX_SUPPORT_BONUS: f32 = 0.1;
+/// Only candidates this close to the best similarity are lifted.
+const SUPPORT_WINDOW: f32 = 0.1;
+/// Descendants at most this many levels down lend support.
+const SUPPORT_DEPTH: usize = 2;
+
+/// Orders semantic candidates by similarity plus the support of their close
+/// descendants among the candidates.
+///
+/// A generic query ("CD8+ T cells") lands near many specific synonyms of
+/// subtypes; when several candidates are children or grandchildren of one
+/// candidate, that candidate is the likelier meaning. Each candidate within
+/// `SUPPORT_WINDOW` of the best similarity gains `SUPPORT_WEIGHT` × the summed
+/// similarity of its candidate descendants up to `SUPPORT_DEPTH` levels down,
+/// capped at `MAX_SUPPORT_BONUS`. `score` stays the cosine similarity of the
+/// concept's best entry; the ordering key is in `metadata.rank_score`.
+fn consolidate(graph: &Graph<'_>, rows: &mut Vec<OntologyMatch>) {
+    let Some(best) = rows.iter().map(|r| r.score).reduce(f32::max) else {
+        return;
+    };
+    let index: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.ontology_id.as_str(), i))
+        .collect();
+    let mut support = vec![0.0_f32; rows.len()];
+    for r in rows.iter() {
+        for a in graph
+            .ancestors(&r.ontology_id, SUPPORT_DEPTH)
+            .unwrap_or_default()
+        {
+            if let Some(&i) = index.get(a.id.as_str()) {
+                support[i] += r.score;
+            }
+        }
+    }
+    let mut keyed: Vec<(f32, OntologyMatch)> = rows
+        .drain(..)
+        .zip(support)
+        .map(|(mut r, s)| {
+            let bonus = if r.score >= best - SUPPORT_WINDOW {
+                (SUPPORT_WEIGHT * s).min(MAX_SUPPORT_BONUS)
+            } else {
+                0.0
+            };
+            let key = r.score + bonus;
+            if bonus > 0.0 {
+                r.metadata.insert(
+                    "rank_score".into(),
+                    serde_json::json!(((key * 10_000.0).round() / 10_000.0)),
+                );
+            }
+            (key, r)
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| b.1.score.total_cmp(&a.1.score))
+    });
+    rows.extend(keyed.into_iter().map(|(_, r)| r));
+}
+
+/// Options of [`SearchService::match_ontology_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// Concepts to return.
+    pub k: usize,
+    /// Only concepts that are this term or its descendants.
+    pub within: Option<String>,
+}
+
+impl MatchOptions {
+    /// The best `k`, unrestricted.
+    pub fn top(k: usize) -> Self {
+        Self { k, within: None }
+    }
+}
+
+fn concept_id(h: &Hit) -> String {
+    string_field(&h.metadata, "ontology_id").unwrap_or_else(|| h.id.clone())
+}
+
+fn distinct_concepts(hits: &[Hit], keep: &dyn Fn(&str) -> bool) -> usize {
+    hits.iter()
+        .map(concept_id)
+        .filter(|id| keep(id))
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+fn semantic_row(h: Hit, resolved: &ResolvedCollection) -> OntologyMatch {
+    let id = concept_id(&h);
+    let document = h.document.clone().unwrap_or_default();
+    OntologyMatch {
+        term: string_field(&h.metadata, "label").unwrap_or_else(|| document.clone()),
+        matched_text: string_field(&h.metadata, "matched_text").unwrap_or(document),
+        ontology_id: id,
+        score: Metric::Cosine.similarity(h.distance),
+        metadata: h.metadata,
+        distance_metric: Metric::Cosine.as_str(),
+        match_type: MatchType::Semantic,
+        ontology: resolved.artifact.ontology.clone(),
+        ontology_version: resolved.artifact.source_version.clone(),
+    }
+}
+
+/// A score-1.0 row for a term found without embeddings.
+fn exact_row(
+    o: &Ontology,
+    id: &str,
+    matched_text: &str,
+    match_type: MatchType,
+    metadata: Metadata,
+    resolved: &ResolvedCollection,
+) -> OntologyMatch {
+    let term = o
+        .get(id)
+        .map_or_else(|| id.to_string(), |t| t.label.clone());
+    OntologyMatch {
+        term,
+        ontology_id: id.to_string(),
+        score: 1.0,
+        metadata,
+        distance_metric: Metric::Cosine.as_str(),
+        matched_text: matched_text.to_string(),
+        match_type,
+        ontology: resolved.artifact.ontology.clone(),
+        ontology_version: resolved.artifact.source_version.clone(),
+    }
+}
+
+/// Rows replacing an obsolete term: its `replaced_by`, or else its `consider` list.
+fn redirect_rows(
+    o: &Ontology,
+    obsolete: &Term,
+    matched_text: &str,
+    resolved: &ResolvedCollection,
+) -> Vec<OntologyMatch> {
+    let Some(r) = o.resolve_obsolete(&obsolete.id) else {
+        return Vec::new();
+    };
+    let mut meta = Metadata::new();
+    meta.insert("obsolete_id".into(), serde_json::json!(obsolete.id));
+    meta.insert("obsolete_label".into(), serde_json::json!(obsolete.label));
+    meta.insert("consider".into(), serde_json::json!(r.consider));
+    let targets: Vec<&String> = match &r.replaced_by {
+        Some(id) => vec![id],
+        None => r.consider.iter().collect(),
+    };
+    targets
+        .into_iter()
+        .map(|id| {
+            let mut m = meta.clone();
+            m.insert(
+                "redirect".into(),
+                serde_json::json!(if r.replaced_by.is_some() {
+                    "replaced_by"
+                } else {
+                    "consider"
+                }),
+            );
+            exact_row(
+                o,
+                id,
+                matched_text,
+                MatchType::ObsoleteRedirect,
+                m,
+                resolved,
+            )
+        })
+        .collect()
+}
+
+/// Exact id, label, synonym and obsolete matches of `query`, best first.
+fn exact_rows(o: &Ontology, query: &str, resolved: &ResolvedCollection) -> Vec<OntologyMatch> {
+    let mut rows = Vec::new();
+    let trimmed = query.trim();
+    if let Some(t) = o.get(trimmed) {
+        if t.deprecated {
+            rows.extend(redirect_rows(o, t, trimmed, resolved));
+        } else {
+            rows.push(exact_row(
+                o,
+                &t.id,
+                trimmed,
+                MatchType::ExactId,
+                Metadata::new(),
+                resolved,
+            ));
+        }
+    }
+    for m in ExactIndex::new(o).lookup(query) {
+        let match_type = match m.kind {
+            EntryKind::Label => MatchType::ExactLabel,
+            EntryKind::Synonym => MatchType::ExactSynonym,
+        };
+        let mut meta = Metadata::new();
+        if let Some(scope) = m.scope {
+            meta.insert("scope".into(), serde_json::json!(scope.as_str()));
+        }
+        rows.push(exact_row(
+            o,
+            m.id,
+            m.matched_text,
+            match_type,
+            meta,
+            resolved,
+        ));
+    }
+    for t in ExactIndex::new(o).lookup_obsolete(query) {
+        rows.extend(redirect_rows(o, t, &t.label, resolved));
+    }
+    let mut seen = HashSet::new();
+    rows.retain(|r| seen.insert(r.ontology_id.clone()));
+    rows
+}
+
+/// Reorders semantic matches by the reranker's score; exact matches stay first.
+/// The vector similarity moves to `metadata.vector_score`.
+fn rerank(
+    reranker: &dyn Reranker,
+    query: &str,
+    matches: Vec<OntologyMatch>,
+) -> Result<Vec<OntologyMatch>> {
+    let (mut exact, semantic): (Vec<_>, Vec<_>) = matches
+        .into_iter()
+        .partition(|m| m.match_type != MatchType::Semantic);
+    if semantic.len() < 2 || !reranker.is_active() {
+        exact.extend(semantic);
+        return Ok(exact);
+    }
+    let docs: Vec<String> = semantic
+        .iter()
+        .map(|m| {
+            if m.matched_text == m.term {
+                m.term.clone()
+            } else {
+                format!("{} ({})", m.term, m.matched_text)
+            }
+        })
+        .collect();
+    let doc_refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let ranking = reranker.rerank(query, &doc_refs, semantic.len())?;
+    let mut slots: Vec<Option<OntologyMatch>> = semantic.into_iter().map(Some).collect();
+    for (i, score) in ranking {
+        if let Some(mut m) = slots.get_mut(i).and_then(Option::take) {
+            m.metadata
+                .insert("vector_score".into(), serde_json::json!(m.score));
+            m.metadata
+                .insert("reranked".into(), serde_json::json!(true));
+            m.score = ((f64::from(score) * 10_000.0).round() / 10_000.0) as f32;
+            exact.push(m);
+        }
+    }
+    Ok(exact)
+}
+
+#[cfg(test)]
+mod tests;

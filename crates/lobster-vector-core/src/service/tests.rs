@@ -1,0 +1,257 @@
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::testing::HashingEmbedder;
+use crate::{FlatStore, Metadata, Record};
+
+const DIM: usize = 64;
+
+/// Writes an ontology-shaped collection: one entry per (concept, text).
+fn build(
+    store: &FlatStore,
+    embedder: &dyn Embedder,
+    name: &str,
+    entries: &[(&str, &str, &str)],
+    finished: bool,
+) {
+    let texts: Vec<&str> = entries.iter().map(|e| e.2).collect();
+    let vectors = embedder.embed_documents(&texts).expect("embed");
+    let records: Vec<Record> = entries
+        .iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, ((id, label, text), v))| {
+            let mut m = Metadata::new();
+            m.insert("ontology_id".into(), json!(id));
+            m.insert("label".into(), json!(label));
+            m.insert("matched_text".into(), json!(text));
+            Record::new(format!("{id}#{i}"), v)
+                .with_document(*text)
+                .with_metadata(m)
+        })
+        .collect();
+    store.upsert(name, &records).expect("upsert");
+    if finished {
+        let mut meta = Metadata::new();
+        Artifact {
+            embedding_provider: embedder.provider().into(),
+            embedding_model: embedder.model_id().into(),
+            dimensions: embedder.dimensions(),
+            ontology: "mondo".into(),
+            source_version: name.trim_start_matches("mondo_").into(),
+            source_sha256: "0".repeat(64),
+            built_at: "2026-01-01T00:00:00Z".into(),
+            lobster_vector_version: crate::VERSION.into(),
+            entry_count: records.len(),
+            term_count: 0,
+            source_path: None,
+        }
+        .write_into(&mut meta);
+        store.set_collection_metadata(name, meta).expect("metadata");
+    }
+}
+
+const ENTRIES: &[(&str, &str, &str)] = &[
+    ("MONDO:1", "myocardial infarction", "myocardial infarction"),
+    ("MONDO:1", "myocardial infarction", "heart attack"),
+    ("MONDO:1", "myocardial infarction", "heart attacks"),
+    ("MONDO:2", "heart disease", "heart disease"),
+    ("MONDO:3", "asthma", "asthma"),
+    ("MONDO:4", "lung cancer", "lung cancer"),
+];
+
+fn service() -> (Arc<FlatStore>, SearchService) {
+    let store = Arc::new(FlatStore::new());
+    let embedder = HashingEmbedder::new(DIM);
+    build(&store, &embedder, "mondo_v2025_01_01", ENTRIES, true);
+    build(&store, &embedder, "mondo_v2026_01_01", ENTRIES, true);
+    // Newest by name but unfinished: never chosen.
+    build(&store, &embedder, "mondo_v2027_01_01", ENTRIES, false);
+    let service = SearchService::new(store.clone(), Arc::new(embedder));
+    (store, service)
+}
+
+#[test]
+fn alias_resolves_to_newest_finished_build() {
+    let (_, s) = service();
+    for alias in ["mondo", "disease", "MONDO"] {
+        assert_eq!(
+            s.resolve_collection(alias).expect("resolve").name,
+            "mondo_v2026_01_01"
+        );
+    }
+    assert_eq!(
+        s.resolve_collection("mondo_v2025_01_01").expect("pin").name,
+        "mondo_v2025_01_01"
+    );
+    let e = s
+        .resolve_collection("mondo_v2027_01_01")
+        .expect_err("unfinished");
+    assert!(matches!(e, Error::CollectionUnavailable { .. }), "{e:?}");
+    match s.resolve_collection("diseases") {
+        Err(Error::UnknownOntology { valid, .. }) => {
+            assert!(
+                valid.contains("mondo") && valid.contains("cell_type"),
+                "{valid}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(s.resolve_collection("tissue"), Err(Error::NoCollection { ontology }) if ontology == "uberon")
+    );
+}
+
+#[test]
+fn match_collapses_entries_to_concepts() {
+    let (_, s) = service();
+    let m = s
+        .match_ontology("heart attack", "disease", 3)
+        .expect("match");
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[0].ontology_id, "MONDO:1");
+    assert_eq!(m[0].term, "myocardial infarction");
+    assert_eq!(m[0].matched_text, "heart attack");
+    assert_eq!(m[0].score, 1.0);
+    assert_eq!(m[0].match_type, MatchType::Semantic);
+    assert_eq!(
+        (m[0].ontology.as_str(), m[0].ontology_version.as_str()),
+        ("mondo", "v2026_01_01")
+    );
+    assert_eq!(m[0].distance_metric, "cosine");
+    let ids: Vec<&str> = m.iter().map(|x| x.ontology_id.as_str()).collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "one row per concept: {ids:?}");
+    assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
+    let json = serde_json::to_value(&m[0]).expect("json");
+    for field in [
+        "term",
+        "ontology_id",
+        "score",
+        "metadata",
+        "distance_metric",
+        "matched_text",
+        "match_type",
+        "ontology",
+        "ontology_version",
+    ] {
+        assert!(json.get(field).is_some(), "{field}");
+    }
+    assert_eq!(json["match_type"], "semantic");
+}
+
+#[test]
+fn scores_follow_the_distance_formula() {
+    let (store, s) = service();
+    let q = HashingEmbedder::new(DIM)
+        .embed_query("lung cancers")
+        .expect("embed");
+    let hits = store.search("mondo_v2026_01_01", &q, 6).expect("search");
+    let got = s
+        .query("lung cancers", "mondo_v2026_01_01", 6)
+        .expect("query");
+    for (h, g) in hits.iter().zip(&got) {
+        assert_eq!(g.id, h.id);
+        assert_eq!(g.score, Metric::Cosine.similarity(h.distance));
+    }
+}
+
+#[test]
+fn batch_equals_single() {
+    let (_, s) = service();
+    let terms = ["heart attack", "asthma", "lung cancer", "heart attack"];
+    let batch = s.match_ontology_batch(&terms, "mondo", 2).expect("batch");
+    for (t, b) in terms.iter().zip(&batch) {
+        assert_eq!(&s.match_ontology(t, "mondo", 2).expect("single"), b);
+    }
+    let qb = s
+        .query_batch(&terms, "mondo_v2026_01_01", 3)
+        .expect("query batch");
+    let single = s.query("asthma", "mondo_v2026_01_01", 3).expect("query");
+    assert_eq!(qb[1].len(), single.len());
+    for (b, q) in qb[1].iter().zip(&single) {
+        assert_eq!((&b.id, b.score), (&q.id, q.score));
+        assert!((b.distance - q.distance).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn another_embedder_fails_closed() {
+    let (store, _) = service();
+    let other = SearchService::new(
+        store,
+        Arc::new(HashingEmbedder::new(DIM).with_model_id("other-model")),
+    );
+    for r in [
+        other.match_ontology("asthma", "mondo", 3).map(|_| ()),
+        other.query("asthma", "mondo_v2026_01_01", 3).map(|_| ()),
+    ] {
+        match r {
+            Err(Error::CollectionUnavailable { reason, .. }) => {
+                assert!(
+                    reason.contains("other-model") && reason.contains("hashing-trigram-64"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn empty_query_is_invalid_and_lazy_embedder_loads_once() {
+    let store: Arc<dyn VectorStore> = Arc::new(FlatStore::new());
+    let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = loads.clone();
+    let s = SearchService::with_lazy_embedder(store, move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Arc::new(HashingEmbedder::new(8)) as Arc<dyn Embedder>)
+    });
+    assert!(matches!(
+        s.match_ontology("  ", "mondo", 3),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert_eq!(
+        loads.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no model load for bad input"
+    );
+    s.embedder().expect("load");
+    s.embedder().expect("cached");
+    assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Scores documents by how many characters they share with the query's reverse.
+#[derive(Debug)]
+struct LengthReranker;
+
+impl Reranker for LengthReranker {
+    fn rerank(&self, _query: &str, documents: &[&str], top_n: usize) -> Result<crate::Ranking> {
+        let mut r: Vec<(usize, f32)> = documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i, 1.0 / d.len() as f32))
+            .collect();
+        r.sort_by(|a, b| b.1.total_cmp(&a.1));
+        r.truncate(top_n);
+        Ok(r)
+    }
+    fn name(&self) -> &str {
+        "length"
+    }
+}
+
+#[test]
+fn reranker_reorders_and_keeps_vector_score() {
+    let (store, _) = service();
+    let s = SearchService::new(store, Arc::new(HashingEmbedder::new(DIM)))
+        .with_reranker(Some(Arc::new(LengthReranker)));
+    let m = s.match_ontology("heart attack", "mondo", 4).expect("match");
+    // Shortest document first: "asthma".
+    assert_eq!(m[0].ontology_id, "MONDO:3");
+    assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(m.iter().all(|x| x.metadata.get("vector_score").is_some()));
+}

@@ -1,0 +1,150 @@
+//! The embedded persistent vector store of lobster-vector (backend `local`, the
+//! default): SQLite is the log and the source of truth, one HNSW index file per
+//! collection (usearch, cosine, `f32`) is derived from it.
+//!
+//! # Layout
+//!
+//! ```text
+//! <dir>/store.sqlite3                  SQLite (WAL, synchronous=FULL): collections, records, tombstones
+//! <dir>/index/<collection>.usearch     usearch HNSW index of the collection (derived, disposable)
+//! <dir>/index/<collection>.usearch.meta JSON sidecar: which SQLite state the index file reflects
+//! <dir>/write.lock                     `flock`ed by the one writer process
+//! ```
+//!
+//! # Durability
+//!
+//! Every write (`upsert`, `delete`, `drop_collection`, `set_collection_metadata`)
+//! is one SQLite transaction: a batch is all or nothing. The database runs in WAL
+//! mode with `synchronous=FULL`, so the WAL is fsynced before a commit returns:
+//! **a write that was acknowledged (returned `Ok`) survives a process crash and
+//! power loss** (given a disk that honours fsync). Index files are only a cache:
+//! losing or corrupting one costs a rebuild, never data.
+//!
+//! # Sequence numbers, replay and the index file format
+//!
+//! * The store keeps one global counter `seq` (table `store_meta`). Every write
+//!   transaction takes the next value; every record row it inserts carries that
+//!   `seq`, and every record row it removes (delete, or overwrite of an existing
+//!   id) leaves a row `(collection, seq, rid)` in the `tombstones` table.
+//! * A record row's `rid` (`INTEGER PRIMARY KEY AUTOINCREMENT`) is its usearch
+//!   key. An overwrite deletes the old row and inserts a new one, so a key is
+//!   never reused and a key always denotes the same vector. Replaying a range of
+//!   `seq` is therefore idempotent: mark tombstoned keys that are present as
+//!   deleted, add record keys that are absent.
+//! * Deletes are authoritative in SQLite. In the HNSW graph a deleted key stays
+//!   as a routing node, listed in the index's `dead` set and filtered out of
+//!   every search (usearch would otherwise reuse its slot for a later vector
+//!   while old edges still point at it, which measurably costs recall); once
+//!   dead entries pass a quarter of the graph it is rebuilt from SQLite.
+//!   Search results are read back from SQLite by key, so a deleted id is never
+//!   returned even by an index that is behind.
+//! * Each collection row holds `incarnation` (the `seq` that created it — a
+//!   dropped and re-created collection gets a new one), `last_seq` (the last
+//!   write that touched its records), `record_count` and `tombstone_floor`
+//!   (tombstones at or below it have been pruned).
+//! * Records keep their vector L2-normalised, as a little-endian `f32` blob.
+//! * The index file `<c>.usearch` is usearch's own serialisation; the sidecar
+//!   `<c>.usearch.meta` is JSON `{format, collection, incarnation, seq, count,
+//!   dead, dimension, bytes, xxh3, connectivity, usearch_version}`. Both are
+//!   written to temporary files and fsynced, renamed into place (index first),
+//!   and the directory is fsynced last. An index file is used only if its sidecar parses, names the same
+//!   collection incarnation and dimension, its `seq` lies between the
+//!   collection's `tombstone_floor` and `last_seq`, and the file's length and
+//!   XXH3-64 checksum match; after loading, the records with a later `seq` are
+//!   replayed and the entry count must equal SQLite's. Anything else — missing,
+//!   stale beyond the pruned tombstones, truncated, garbage, from another
+//!   incarnation, newer than the database (a restored backup) — is rebuilt from
+//!   SQLite with a `tracing` warning. A crash between the two renames leaves a
+//!   checksum mismatch, hence a rebuild, never a wrong index.
+//! * Index files are saved on
+//!   [`VectorStore::flush`](lobster_vector_core::VectorStore::flush), when the store is dropped,
+//!   after every [`SqliteOptions::autosave_every`] changed vectors, and by
+//!   [`SqliteStore::compact`]. Only the process holding the write lock saves;
+//!   after a save it prunes that collection's tombstones up to the saved `seq`.
+//!
+//! # Opening
+//!
+//! [`SqliteStore::open`] reads no index. A collection's index is made ready on
+//! its first search or write: a valid index file is memory-mapped (usearch
+//! `view`, after its checksum is verified) and searched in place — no vector is
+//! re-read from SQLite or copied — then newer writes are replayed; the first
+//! addition copies the mapped index into memory.
+//!
+//! # Reads, writes and concurrency
+//!
+//! * Any number of threads and processes may read. Before every search the store
+//!   reads the collection row (one indexed lookup); if its in-memory index is
+//!   behind `last_seq` it replays the newer rows first, so a search sees every
+//!   batch committed before it started — and only committed batches.
+//! * One process writes at a time: the first write (or
+//!   [`SqliteStore::lock_for_writing`]) takes an exclusive `flock` on
+//!   `<dir>/write.lock` and keeps it until the store is dropped. A second writer
+//!   waits up to [`SqliteOptions::lock_timeout`] and then gets
+//!   [`Error::StoreLocked`](lobster_vector_core::Error::StoreLocked). Stores
+//!   opened [`read_only`](SqliteOptions::read_only) never take the lock and
+//!   refuse writes. SQLite's `busy_timeout` covers the short locks SQLite itself
+//!   takes (checkpoints, backups).
+//! * Inside a process, the HNSW index of each collection sits behind an
+//!   `RwLock`: searches share it, adds and removes (which usearch must not run
+//!   while searching) take it exclusively, after the SQLite commit. Vectors are
+//!   added to the graph by one thread (concurrent usearch inserts can leave
+//!   nodes unreachable: upstream issue #735).
+//! * A search asks usearch for `min(k, count)` neighbours (usearch uses
+//!   `ef = max(ef_search, k)`); collections of fewer than
+//!   [`SqliteOptions::exact_search_below`] vectors are scanned exactly instead.
+//!   The hits' ids, documents, metadata and vectors are then read from SQLite in
+//!   one query; a key no longer in SQLite (deleted meanwhile) is dropped, and the
+//!   distance is recomputed as `1 - dot` of the stored unit vectors, so distances
+//!   agree with [`FlatStore`](lobster_vector_core::FlatStore) to float rounding.
+//!
+//! # Maintenance
+//!
+//! [`SqliteStore::check`] (integrity check and index/SQLite agreement),
+//! [`SqliteStore::compact`] (index rebuild, tombstone pruning, `VACUUM`) and
+//! [`SqliteStore::backup`] (an online, consistent copy while writes go on).
+
+mod error;
+mod index;
+mod lock;
+mod maintenance;
+mod options;
+mod pool;
+mod schema;
+mod store;
+
+pub use maintenance::{BackupReport, CheckReport, CollectionCheck, CompactReport, IndexFileStatus};
+pub use options::{HnswParams, SqliteOptions};
+pub use store::SqliteStore;
+
+/// The backend name this store answers to in configuration (`LOBSTER_VECTOR_BACKEND`).
+pub const BACKEND: &str = "local";
+
+/// File name of the SQLite database inside the store directory.
+pub const DB_FILE: &str = "store.sqlite3";
+
+/// Name of the directory holding the index files inside the store directory.
+pub const INDEX_DIR: &str = "index";
+
+/// File name of the writer's lock file inside the store directory.
+pub const LOCK_FILE: &str = "write.lock";
+
+/// Fault injection for crash tests (not part of the API).
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    static ABORT_AT: AtomicU8 = AtomicU8::new(0);
+
+    /// Makes the next index save abort the process at `stage`: 1 after writing
+    /// the temporary index file, 2 after writing the temporary sidecar, 3 after
+    /// renaming the index file, 4 after renaming the sidecar. 0 disarms.
+    pub fn abort_in_index_save(stage: u8) {
+        ABORT_AT.store(stage, Ordering::SeqCst);
+    }
+
+    pub(crate) fn point(stage: u8) {
+        if ABORT_AT.load(Ordering::Relaxed) == stage {
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Options of [`SqliteStore::open`](crate::SqliteStore::open).
+
+use std::time::Duration;
+
+/// HNSW graph parameters of the per-collection usearch index.
+///
+/// `m` and `ef_construction` apply to indexes built from now on (an index
+/// loaded from disk keeps the connectivity it was built with until
+/// [`compact`](crate::SqliteStore::compact) rebuilds it); `ef_search` applies
+/// to every search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Edges per node (`M`, usearch's "connectivity"). Default 16.
+    pub m: usize,
+    /// Size of the candidate list while inserting. Default 200.
+    pub ef_construction: usize,
+    /// Size of the candidate list while searching; a search for `k` neighbours
+    /// uses `max(ef_search, k)`. Default 64.
+    pub ef_search: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        Self {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+/// How to open a [`SqliteStore`](crate::SqliteStore).
+///
+/// ```
+/// # use lobster_vector_sqlite::SqliteOptions;
+/// let readonly = SqliteOptions { read_only: true, ..SqliteOptions::default() };
+/// # let _ = readonly;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Open for reading only: the directory and database must already exist, the
+    /// write lock is never taken, writes fail with `InvalidInput`, and index
+    /// files are never written (indexes rebuilt or replayed stay in memory).
+    /// The directory must still be writable for SQLite's WAL shared-memory file.
+    pub read_only: bool,
+    /// How long the first write waits for another process's write lock before
+    /// failing with `StoreLocked`. Zero (the default) fails at once.
+    pub lock_timeout: Duration,
+    /// SQLite `busy_timeout` for every connection. Default 10 s.
+    pub busy_timeout: Duration,
+    /// HNSW parameters.
+    pub hnsw: HnswParams,
+    /// Collections with fewer vectors than this are searched exactly (a
+    /// brute-force scan, exact ordering) instead of through the HNSW graph.
+    /// Default 2,000 (a scan of 2,000 × 384 floats takes about 0.1 ms).
+    pub exact_search_below: usize,
+    /// Save a collection's index file once this many vectors were added or
+    /// removed since its last save. Default 50,000.
+    pub autosave_every: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            lock_timeout: Duration::ZERO,
+            busy_timeout: Duration::from_secs(10),
+            hnsw: HnswParams::default(),
+            exact_search_below: 2_000,
+            autosave_every: 50_000,
+        }
+    }
+}

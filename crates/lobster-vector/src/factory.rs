@@ -1,0 +1,126 @@
+//! Factories: a [`Config`] in, ready components out.
+//!
+//! A backend, provider or reranker from the configuration table that this
+//! build lacks answers with [`Error::NotAvailable`] naming how to get it —
+//! never a silent fallback.
+
+use std::sync::Arc;
+
+use lobster_vector_core::{Embedder, Error, FlatStore, Reranker, Result, VectorStore};
+
+use crate::config::{Backend, Config, EmbeddingProvider, RerankerKind};
+
+/// Whether a configurable component can be used from this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// Present in the table but not part of this build; the string says how to get it.
+    Missing(String),
+}
+
+impl Availability {
+    pub fn is_available(&self) -> bool {
+        matches!(self, Availability::Available)
+    }
+}
+
+fn missing(what: String, hint: &str) -> Error {
+    Error::NotAvailable {
+        what,
+        hint: hint.into(),
+    }
+}
+
+/// Whether `backend` is compiled in.
+pub fn backend_availability(backend: Backend) -> Availability {
+    match backend {
+        Backend::Memory => Availability::Available,
+        #[cfg(feature = "local")]
+        Backend::Local => Availability::Available,
+        #[cfg(not(feature = "local"))]
+        Backend::Local => Availability::Missing("rebuild with `--features local`".into()),
+        Backend::Pgvector => Availability::Missing("the pgvector backend is not built yet".into()),
+        Backend::Faiss => Availability::Missing("rebuild with `--features faiss`".into()),
+        Backend::Chromadb => Availability::Missing("the ChromaDB client is not built yet".into()),
+    }
+}
+
+/// Whether `provider` is compiled in.
+pub fn provider_availability(provider: EmbeddingProvider) -> Availability {
+    match provider {
+        #[cfg(feature = "candle")]
+        EmbeddingProvider::Minilm | EmbeddingProvider::Sapbert => Availability::Available,
+        #[cfg(not(feature = "candle"))]
+        EmbeddingProvider::Minilm | EmbeddingProvider::Sapbert => {
+            Availability::Missing("rebuild with `--features candle`".into())
+        }
+        EmbeddingProvider::Openai => {
+            Availability::Missing("the OpenAI client is not built yet".into())
+        }
+    }
+}
+
+/// Whether `reranker` is compiled in.
+pub fn reranker_availability(reranker: RerankerKind) -> Availability {
+    match reranker {
+        RerankerKind::None => Availability::Available,
+        RerankerKind::CrossEncoder => {
+            Availability::Missing("the cross-encoder is not built yet".into())
+        }
+        RerankerKind::Cohere => Availability::Missing("the Cohere client is not built yet".into()),
+    }
+}
+
+/// Opens the configured vector store.
+pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
+    match config.backend {
+        Backend::Memory => Ok(Arc::new(FlatStore::new())),
+        #[cfg(feature = "local")]
+        Backend::Local => {
+            use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
+            Ok(Arc::new(SqliteStore::open(
+                &config.store_path,
+                SqliteOptions::default(),
+            )?))
+        }
+        other => match backend_availability(other) {
+            Availability::Available => unreachable!("every available backend is matched above"),
+            Availability::Missing(hint) => Err(missing(format!("backend `{other}`"), &hint)),
+        },
+    }
+}
+
+/// Loads the configured embedder.
+pub fn open_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
+    let p = config.embedding_provider;
+    #[cfg(feature = "candle")]
+    if let Some(explicit) = match p {
+        EmbeddingProvider::Minilm => Some(config.minilm_model.as_deref()),
+        EmbeddingProvider::Sapbert => Some(config.sapbert_model.as_deref()),
+        EmbeddingProvider::Openai => None,
+    } {
+        use lobster_vector_candle::{resolve_model_dir, BertEmbedder, BertOptions};
+        let mut options = BertOptions::for_provider(p.as_str())?;
+        if let Some(threads) = config.threads {
+            options = options.with_threads(threads);
+        }
+        let dir = resolve_model_dir(p.as_str(), explicit)?;
+        tracing::info!(provider = %p, dir = %dir.display(), "loading embedder");
+        return Ok(Arc::new(BertEmbedder::load(&dir, options)?));
+    }
+    match provider_availability(p) {
+        Availability::Available => unreachable!("every available provider is matched above"),
+        Availability::Missing(hint) => Err(missing(format!("embedding provider `{p}`"), &hint)),
+    }
+}
+
+/// Loads the configured reranker; `None` for `LOBSTER_RERANKER=none`.
+pub fn open_reranker(config: &Config) -> Result<Option<Arc<dyn Reranker>>> {
+    match config.reranker {
+        RerankerKind::None => Ok(None),
+        other => match reranker_availability(other) {
+            Availability::Available => unreachable!("every available reranker is matched above"),
+            Availability::Missing(hint) => Err(missing(format!("reranker `{other}`"), &hint)),
+        },
+    }
+}

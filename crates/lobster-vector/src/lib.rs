@@ -1,0 +1,19 @@
+//! lobster-vector: map biomedical free text ("heart attack", "CD8+ T cells",
+//! "colon mucosa") to MONDO, UBERON and Cell Ontology concepts by semantic
+//! vector search over pluggable stores, embedders and rerankers.
+//!
+//! This facade re-exports the core contracts and adds configuration
+//! resolution ([`Config`]) and factories ([`open_store`], [`open_embedder`],
+//! [`open_reranker`]).
+
+pub mod config;
+mod factory;
+mod secret;
+
+pub use config::{Backend, Config, EmbeddingProvider, Overrides, RerankerKind};
+pub use factory::{
+    backend_availability, open_embedder, open_reranker, open_store, provider_availability,
+    reranker_availability, Availability,
+};
+pub use lobster_vector_core::*;
+pub use secret::Secret;

@@ -1,0 +1,180 @@
+//! The main job on the real assets (`scripts/setup.sh`): build the CL, UBERON
+//! and MONDO collections with the real MiniLM model and check known answers.
+//! Skips when the assets are absent; fails when LOBSTER_TEST_REQUIRE_SERVICES=1.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use lobster_vector::build::{build_collection, BuildOptions, NoProgress};
+use lobster_vector::ontology::{OntologyKind, OntologyLibrary};
+use lobster_vector::service::MatchOptions;
+use lobster_vector::testing::{service_unavailable, HashingEmbedder};
+use lobster_vector::{
+    open_embedder, Config, Error, FlatStore, MatchType, Overrides, SearchService,
+};
+
+struct Fixture {
+    service: SearchService,
+    store: Arc<FlatStore>,
+    library: Arc<OntologyLibrary>,
+}
+
+fn fixture() -> Option<Fixture> {
+    let config = Config::resolve(&Overrides::default()).expect("config");
+    let library = Arc::new(OntologyLibrary::new(vec![config
+        .assets_dir
+        .join("ontologies")]));
+    let embedder = match open_embedder(&config) {
+        Ok(e) => e,
+        Err(e) => return service_unavailable(&format!("the MiniLM model ({e})")),
+    };
+    let store = Arc::new(FlatStore::new());
+    let cancel = AtomicBool::new(false);
+    for kind in OntologyKind::ALL {
+        let ontology = match library.newest(kind) {
+            Ok(o) => o,
+            Err(e) => return service_unavailable(&format!("the {} source ({e})", kind.name())),
+        };
+        let report = build_collection(
+            &ontology,
+            embedder.as_ref(),
+            store.as_ref(),
+            &BuildOptions::default(),
+            &NoProgress,
+            &cancel,
+        )
+        .expect("build");
+        assert!(!report.skipped);
+        assert!(
+            report.entries > report.terms,
+            "labels and synonyms: {report:?}"
+        );
+        // A second build of the same source and model is a no-op.
+        let again = build_collection(
+            &ontology,
+            embedder.as_ref(),
+            store.as_ref(),
+            &BuildOptions::default(),
+            &NoProgress,
+            &cancel,
+        )
+        .expect("rebuild");
+        assert!(again.skipped && again.entries == report.entries);
+    }
+    let service =
+        SearchService::new(store.clone(), embedder).with_ontologies(Some(library.clone()));
+    Some(Fixture {
+        service,
+        store,
+        library,
+    })
+}
+
+#[test]
+fn main_job_on_real_assets() {
+    let Some(f) = fixture() else { return };
+    let s = &f.service;
+
+    // Cell types: the predecessor's motivating example.
+    let m = s
+        .match_ontology("CD8+ T cells", "cell_type", 3)
+        .expect("match");
+    assert!(m.iter().any(|x| x.ontology_id == "CL:0000625"), "{m:#?}");
+    assert!(m
+        .iter()
+        .all(|x| x.ontology == "cell_ontology" && x.ontology_version == "v2026-03-26"));
+
+    // A synonym: "heart attack" is MONDO:0005068 (myocardial infarction), first.
+    let m = s
+        .match_ontology("heart attack", "disease", 5)
+        .expect("match");
+    assert_eq!(m[0].ontology_id, "MONDO:0005068", "{m:#?}");
+    assert_eq!(m[0].term, "myocardial infarction");
+    assert_eq!(m[0].matched_text, "heart attack");
+    assert_eq!(m[0].score, 1.0);
+    assert_eq!(m[0].match_type, MatchType::ExactSynonym);
+
+    // An exact label.
+    let m = s.match_ontology("colon", "tissue", 5).expect("match");
+    assert_eq!(
+        (m[0].ontology_id.as_str(), m[0].match_type),
+        ("UBERON:0001155", MatchType::ExactLabel),
+        "{m:#?}"
+    );
+
+    // A paraphrase no label or synonym spells out still finds the concept semantically.
+    let m = s
+        .match_ontology("cancer of the lung", "disease", 5)
+        .expect("match");
+    assert!(
+        m.iter()
+            .any(|x| x.term.contains("lung") && x.match_type == MatchType::Semantic),
+        "{m:#?}"
+    );
+
+    // An obsolete MONDO id redirects to its live replacement.
+    let mondo = f.library.newest(OntologyKind::Mondo).expect("mondo");
+    let (obsolete, target) = mondo
+        .terms()
+        .iter()
+        .filter(|t| t.deprecated)
+        .find_map(|t| {
+            let r = mondo.resolve_obsolete(&t.id)?;
+            let target = r.replaced_by?;
+            mondo
+                .get(&target)
+                .filter(|x| !x.deprecated)
+                .map(|_| (t.id.clone(), target))
+        })
+        .expect("an obsolete MONDO term with a live replacement");
+    let m = s.match_ontology(&obsolete, "mondo", 3).expect("match");
+    assert_eq!(m[0].ontology_id, target, "{m:#?}");
+    assert_eq!(m[0].match_type, MatchType::ObsoleteRedirect);
+    assert_eq!(m[0].metadata["obsolete_id"], obsolete.as_str());
+
+    // `within` keeps only descendants of T cell (CL:0000084).
+    let opts = MatchOptions {
+        k: 5,
+        within: Some("CL:0000084".into()),
+    };
+    let m = s
+        .match_ontology_with("cytotoxic lymphocyte", "cl", &opts)
+        .expect("within");
+    let cl = f.library.newest(OntologyKind::CellOntology).expect("cl");
+    let graph = lobster_vector::ontology::graph::Graph::new(&cl);
+    assert_eq!(m.len(), 5);
+    for x in &m {
+        assert!(
+            graph
+                .is_descendant_of(&x.ontology_id, "CL:0000084")
+                .expect("known id"),
+            "{x:#?}"
+        );
+    }
+
+    // One row per concept.
+    let m = s.match_ontology("T cell", "cl", 10).expect("match");
+    let mut ids: Vec<&str> = m.iter().map(|x| x.ontology_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), m.len());
+
+    // Fail closed: another embedder may not query these collections.
+    let other = SearchService::new(f.store.clone(), Arc::new(HashingEmbedder::new(384)));
+    match other.match_ontology("colon", "tissue", 3) {
+        Err(Error::CollectionUnavailable { reason, .. }) => {
+            assert!(reason.contains("all-MiniLM-L6-v2"), "{reason}")
+        }
+        other => panic!("expected CollectionUnavailable, got {other:?}"),
+    }
+
+    // Bad input: an empty query and an unknown alias are typed errors.
+    assert!(matches!(
+        s.match_ontology("   ", "mondo", 3),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        s.match_ontology("x", "diseases", 3),
+        Err(Error::UnknownOntology { .. })
+    ));
+}
