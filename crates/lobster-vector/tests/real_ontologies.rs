@@ -35,30 +35,25 @@ fn fixture() -> Option<Fixture> {
             Ok(o) => o,
             Err(e) => return service_unavailable(&format!("the {} source ({e})", kind.name())),
         };
-        let report = build_collection(
-            &ontology,
-            embedder.as_ref(),
-            store.as_ref(),
-            &BuildOptions::default(),
-            &NoProgress,
-            &cancel,
-        )
-        .expect("build");
+        let build = || {
+            build_collection(
+                &ontology,
+                embedder.as_ref(),
+                store.as_ref(),
+                &BuildOptions::default(),
+                &NoProgress,
+                &cancel,
+            )
+            .expect("build")
+        };
+        let report = build();
         assert!(!report.skipped);
         assert!(
             report.entries > report.terms,
             "labels and synonyms: {report:?}"
         );
         // A second build of the same source and model is a no-op.
-        let again = build_collection(
-            &ontology,
-            embedder.as_ref(),
-            store.as_ref(),
-            &BuildOptions::default(),
-            &NoProgress,
-            &cancel,
-        )
-        .expect("rebuild");
+        let again = build();
         assert!(again.skipped && again.entries == report.entries);
     }
     let service =
