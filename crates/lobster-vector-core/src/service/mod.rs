@@ -321,6 +321,10 @@ impl SearchService {
             fetch = fetch.max(200);
         }
         let hits = self.store.search_batch(&resolved.name, &vectors, fetch)?;
+        let total = match within {
+            Some(_) => Some(self.store.count(&resolved.name)?),
+            None => None,
+        };
         let mut out = Vec::with_capacity(terms.len());
         for ((term, vector), mut hits) in terms.iter().zip(&vectors).zip(hits) {
             let mut rows = match &onto {
@@ -329,8 +333,7 @@ impl SearchService {
             };
             rows.retain(|r| keep(&r.ontology_id));
             // With `within`, widen the search until k concepts pass the filter or the collection is exhausted.
-            if within.is_some() {
-                let total = self.store.count(&resolved.name)?;
+            if let (Some(_), Some(total)) = (&within, total) {
                 let mut n = fetch;
                 while distinct_concepts(&hits, &keep) < k && n < total {
                     n = n.saturating_mul(8).min(total);
@@ -555,7 +558,8 @@ fn exact_rows(o: &Ontology, query: &str, resolved: &ResolvedCollection) -> Vec<O
             ));
         }
     }
-    for m in ExactIndex::new(o).lookup(query) {
+    let exact = ExactIndex::new(o);
+    for m in exact.lookup(query) {
         let match_type = match m.kind {
             EntryKind::Label => MatchType::ExactLabel,
             EntryKind::Synonym => MatchType::ExactSynonym,
@@ -573,7 +577,7 @@ fn exact_rows(o: &Ontology, query: &str, resolved: &ResolvedCollection) -> Vec<O
             resolved,
         ));
     }
-    for t in ExactIndex::new(o).lookup_obsolete(query) {
+    for t in exact.lookup_obsolete(query) {
         rows.extend(redirect_rows(o, t, &t.label, resolved));
     }
     let mut seen = HashSet::new();
