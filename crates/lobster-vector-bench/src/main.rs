@@ -3,6 +3,7 @@
 //!
 //! Ratios are printed so that > 1.0 means lobster-vector is better.
 
+mod embed;
 mod flat;
 mod peer;
 mod stats;
@@ -51,6 +52,15 @@ enum Bench {
         #[arg(short, default_value_t = 20)]
         k: usize,
     },
+    /// MiniLM throughput (first N MONDO texts) and "heart attack" latency vs sentence-transformers
+    Embed {
+        /// Texts per throughput pass
+        #[arg(long, default_value_t = 20_000)]
+        n: usize,
+        /// One text per line, instead of the MONDO corpus the peer writes
+        #[arg(long, value_name = "FILE")]
+        texts: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -82,6 +92,18 @@ fn main() -> Result<()> {
             })?;
             flat::print(&rows);
             rows
+        }
+        Bench::Embed { n, texts } => {
+            let figures = embed::run(&embed::EmbedArgs {
+                n: *n,
+                texts: texts.as_deref(),
+                reps: cli.reps,
+                threads: cli.threads,
+                work: &cli.work,
+                peer: peer.as_ref(),
+            })?;
+            embed::print(&figures);
+            figures
         }
     };
     if let Some(path) = &cli.json {

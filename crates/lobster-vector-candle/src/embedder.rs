@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use lobster_vector_core::embedder::check_texts;
 use lobster_vector_core::{Embedder, Error, Result};
-use rayon::prelude::*;
 use serde::Deserialize;
-use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{Encoding, Tokenizer};
 
-use crate::model::{Bert, BertConfig};
+use crate::batch::{pack, run_sorted, Packed};
+use crate::model::{load_tokenizer, model_error, read_json, Bert, BertConfig, ModelFiles};
 use crate::resolve::{provider_info, resolve_model_dir};
 
 /// How token vectors become one text vector.
@@ -258,22 +258,6 @@ struct TokenizerConfig {
     model_max_length: Option<f64>,
 }
 
-fn model_error(message: String) -> Error {
-    Error::Model { message }
-}
-
-/// Reads an optional JSON file: `Ok(None)` when absent, an error when unreadable or malformed.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| model_error(format!("cannot read `{}`: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| model_error(format!("cannot parse `{}`: {e}", path.display())))
-}
-
 /// What the sentence-transformers modules of a directory say.
 struct Modules {
     pooling: Option<Pooling>,
@@ -347,33 +331,11 @@ impl BertEmbedder {
                 valid: "a positive number of threads".into(),
             });
         }
-        if !dir.is_dir() {
-            return Err(model_error(format!(
-                "model directory `{}` does not exist",
-                dir.display()
-            )));
-        }
-        let required = |name: &str| -> Result<PathBuf> {
-            let p = dir.join(name);
-            if p.is_file() {
-                Ok(p)
-            } else {
-                let hint = if name == "model.safetensors" && dir.join("pytorch_model.bin").is_file()
-                {
-                    " (it has only pytorch_model.bin; convert it to safetensors)"
-                } else {
-                    ""
-                };
-                Err(model_error(format!(
-                    "model directory `{}` lacks {name}{hint}",
-                    dir.display()
-                )))
-            }
-        };
-        let config_path = required("config.json")?;
-        let weights_path = required("model.safetensors")?;
-        let tokenizer_path = required("tokenizer.json")?;
-
+        let ModelFiles {
+            config: config_path,
+            weights: weights_path,
+            tokenizer: tokenizer_path,
+        } = ModelFiles::locate(dir)?;
         let cfg = BertConfig::from_file(&config_path)?;
         let modules = read_modules(dir)?;
         let sbert: SbertConfig =
@@ -398,17 +360,7 @@ impl BertEmbedder {
             });
         }
 
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| model_error(format!("cannot load `{}`: {e}", tokenizer_path.display())))?;
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: max_seq_length,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(|e| model_error(format!("cannot configure truncation: {e}")))?;
+        let tokenizer = load_tokenizer(&tokenizer_path, max_seq_length)?;
 
         let model = Bert::load(&weights_path, &cfg, &config_path)?;
 
@@ -507,14 +459,8 @@ impl BertEmbedder {
 
     /// Runs one batch: returns the pooled (and maybe normalised) vectors.
     fn run_batch(&self, encodings: &[&Encoding], par: bool) -> Result<Vec<Vec<f32>>> {
-        let total: usize = encodings.iter().map(|e| e.get_ids().len()).sum();
-        let mut ids = Vec::with_capacity(total);
-        let mut seqs = Vec::with_capacity(encodings.len());
-        for e in encodings {
-            seqs.push((ids.len(), e.get_ids().len()));
-            ids.extend_from_slice(e.get_ids());
-        }
-        let hidden = self.model.forward(&ids, &seqs, par)?;
+        let Packed { ids, seqs, .. } = pack(encodings, false);
+        let hidden = self.model.forward(&ids, &[], &seqs, par)?;
         let h = self.model.hidden_size();
         Ok(seqs
             .iter()
@@ -558,34 +504,9 @@ impl BertEmbedder {
             return Ok(Vec::new());
         }
         let encodings = self.encode(texts)?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let batches: Vec<Vec<&Encoding>> = order
-            .chunks(self.batch_size)
-            .map(|c| c.iter().map(|&i| &encodings[i]).collect())
-            .collect();
-        let threads = rayon::current_num_threads();
-        // Several batches per thread: run whole batches side by side, each
-        // single-threaded (no synchronisation inside a forward pass). Fewer:
-        // run them one after another, each spread over all threads.
-        let side_by_side = threads > 1 && batches.len() >= 2 * threads;
-        let pooled: Vec<Vec<Vec<f32>>> = if side_by_side {
-            batches
-                .par_iter()
-                .with_max_len(1)
-                .map(|b| self.run_batch(b, false))
-                .collect::<Result<_>>()?
-        } else {
-            batches
-                .iter()
-                .map(|b| self.run_batch(b, threads > 1))
-                .collect::<Result<_>>()?
-        };
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for (i, v) in order.into_iter().zip(pooled.into_iter().flatten()) {
-            out[i] = v;
-        }
-        Ok(out)
+        run_sorted(&encodings, self.batch_size, |batch, par| {
+            self.run_batch(batch, par)
+        })
     }
 }
 

@@ -33,11 +33,14 @@
 //! [`BertOptions::threads`] is set, otherwise the pool the call runs in
 //! (the global pool, which the binary sizes from `LOBSTER_THREADS`).
 
+mod batch;
+mod cross_encoder;
 mod embedder;
 mod kernels;
 mod matmul;
 mod model;
 mod resolve;
 
+pub use cross_encoder::{CrossEncoder, CrossEncoderOptions};
 pub use embedder::{BertEmbedder, BertOptions, Pooling, DEFAULT_BATCH_SIZE};
 pub use resolve::{assets_dir, resolve_model_dir};

@@ -2,12 +2,13 @@
 //! pass over packed (unpadded) token sequences on the kernels of
 //! [`crate::kernels`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use lobster_vector_core::{Error, Result};
 use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::kernels::{self, Activation};
 use crate::matmul::PackedLinear;
@@ -128,8 +129,9 @@ pub(crate) struct Bert {
     act: Activation,
     word: Vec<f32>,
     position: Vec<f32>,
-    /// Token type 0's embedding (single-segment input).
-    token_type0: Vec<f32>,
+    /// Token type embeddings, `[type_vocab, hidden]`.
+    token_type: Vec<f32>,
+    type_vocab: usize,
     emb_ln_g: Vec<f32>,
     emb_ln_b: Vec<f32>,
     layers: Vec<Layer>,
@@ -159,42 +161,144 @@ fn model_err(path: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
     }
 }
 
+/// Reads an optional JSON file: `Ok(None)` when absent, an error when unreadable or malformed.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| model_error(format!("cannot read `{}`: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| model_error(format!("cannot parse `{}`: {e}", path.display())))
+}
+
+/// An [`Error::Model`] with `message`.
+pub(crate) fn model_error(message: String) -> Error {
+    Error::Model { message }
+}
+
+/// The files every Hugging Face BERT directory must hold.
+pub(crate) struct ModelFiles {
+    pub config: PathBuf,
+    pub weights: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+impl ModelFiles {
+    /// `config.json`, `model.safetensors` and `tokenizer.json` of `dir`;
+    /// [`Error::Model`] naming the directory and what it lacks otherwise.
+    pub fn locate(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Model {
+                message: format!("model directory `{}` does not exist", dir.display()),
+            });
+        }
+        let required = |name: &str| -> Result<PathBuf> {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+            let hint = if name == "model.safetensors" && dir.join("pytorch_model.bin").is_file() {
+                " (it has only pytorch_model.bin; convert it to safetensors)"
+            } else {
+                ""
+            };
+            Err(Error::Model {
+                message: format!("model directory `{}` lacks {name}{hint}", dir.display()),
+            })
+        };
+        Ok(Self {
+            config: required("config.json")?,
+            weights: required("model.safetensors")?,
+            tokenizer: required("tokenizer.json")?,
+        })
+    }
+}
+
+/// Loads `tokenizer.json` without padding, truncating to `max_length`
+/// tokens (special tokens included; pairs longest-first, as Hugging Face does).
+pub(crate) fn load_tokenizer(path: &Path, max_length: usize) -> Result<Tokenizer> {
+    let mut tokenizer = Tokenizer::from_file(path)
+        .map_err(|e| model_error(format!("cannot load `{}`: {e}", path.display())))?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| model_error(format!("cannot configure truncation: {e}")))?;
+    Ok(tokenizer)
+}
+
+/// Memory-maps a safetensors file; tensors are converted to `f32` when read.
+pub(crate) fn open_weights(weights: &Path) -> Result<VarBuilder<'static>> {
+    // SAFETY: the file is memory-mapped read-only; candle copies every
+    // tensor out of the map while loading. A file modified by another
+    // process during loading is the caller's problem, as for any mmap.
+    unsafe {
+        VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)
+            .map_err(model_err(weights))
+    }
+}
+
+/// Reads `{prefix}.weight` (`[out, in]`, PyTorch's layout) and `{prefix}.bias`
+/// into a packed linear layer.
+pub(crate) fn load_linear(
+    vb: &VarBuilder,
+    prefix: &str,
+    out: usize,
+    inp: usize,
+    weights: &Path,
+) -> Result<PackedLinear> {
+    let err = model_err(weights);
+    let w = vb
+        .get((out, inp), &format!("{prefix}.weight"))
+        .map_err(&err)?;
+    let b = vb.get(out, &format!("{prefix}.bias")).map_err(&err)?;
+    let wt = w.t().and_then(|t| t.contiguous()).map_err(&err)?;
+    Ok(PackedLinear::new(
+        &to_vec(wt, weights)?,
+        &to_vec(b, weights)?,
+        inp,
+        out,
+    ))
+}
+
+/// A tensor's values, row-major.
+pub(crate) fn to_vec(t: Tensor, weights: &Path) -> Result<Vec<f32>> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(model_err(weights))
+}
+
+/// The prefix of the encoder's tensors: `bert.` in task models
+/// (`BertForSequenceClassification`), none in bare encoders.
+pub(crate) fn encoder_prefix(vb: &VarBuilder) -> &'static str {
+    if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+        "bert"
+    } else {
+        ""
+    }
+}
+
 impl Bert {
     /// Loads the encoder from a safetensors file (memory-mapped; any float
     /// dtype is converted to `f32`). Accepts tensor names with or without a
     /// `bert.` prefix.
     pub fn load(weights: &Path, cfg: &BertConfig, config_path: &Path) -> Result<Self> {
         let err = model_err(weights);
-        // SAFETY: the file is memory-mapped read-only; candle copies every
-        // tensor out of the map while loading. A file modified by another
-        // process during loading is the caller's problem, as for any mmap.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)
-                .map_err(&err)?
-        };
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
-        } else {
-            vb
+        let root = open_weights(weights)?;
+        let vb = match encoder_prefix(&root) {
+            "" => root,
+            prefix => root.pp(prefix),
         };
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let get =
-            |shape: &[usize], name: &str| -> Result<Tensor> { vb.get(shape, name).map_err(&err) };
-        let vec = |t: Tensor| -> Result<Vec<f32>> {
-            t.flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(&err)
-        };
-        // A PyTorch linear layer: weight `[out, in]`, bias `[out]`.
-        let linear = |w: Tensor, b: Tensor| -> Result<PackedLinear> {
-            let (out, inp) = w.dims2().map_err(&err)?;
-            let wt = w
-                .t()
-                .and_then(|t| t.contiguous())
-                .map_err(&err)
-                .and_then(vec)?;
-            Ok(PackedLinear::new(&wt, &vec(b)?, inp, out))
-        };
+        let vec = |t: Tensor| to_vec(t, weights);
+        let linear =
+            |prefix: &str, out: usize, inp: usize| load_linear(&vb, prefix, out, inp, weights);
         let emb = vb.pp("embeddings");
         let word = vec(emb
             .get((cfg.vocab_size, h), "word_embeddings.weight")
@@ -213,7 +317,9 @@ impl Bert {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
-            let w = |name: &str, shape: &[usize]| get(shape, &format!("{p}.{name}"));
+            let w = |name: &str, shape: &[usize]| -> Result<Tensor> {
+                vb.get(shape, &format!("{p}.{name}")).map_err(&err)
+            };
             let qkv = Tensor::cat(
                 &[
                     w("attention.self.query.weight", &[h, h])?,
@@ -222,6 +328,8 @@ impl Bert {
                 ],
                 0,
             )
+            .and_then(|t| t.t())
+            .and_then(|t| t.contiguous())
             .map_err(&err)?;
             let qkv_b = Tensor::cat(
                 &[
@@ -233,21 +341,12 @@ impl Bert {
             )
             .map_err(&err)?;
             layers.push(Layer {
-                qkv: linear(qkv, qkv_b)?,
-                out: linear(
-                    w("attention.output.dense.weight", &[h, h])?,
-                    w("attention.output.dense.bias", &[h])?,
-                )?,
+                qkv: PackedLinear::new(&vec(qkv)?, &vec(qkv_b)?, h, 3 * h),
+                out: linear(&format!("{p}.attention.output.dense"), h, h)?,
                 ln1_g: vec(w("attention.output.LayerNorm.weight", &[h])?)?,
                 ln1_b: vec(w("attention.output.LayerNorm.bias", &[h])?)?,
-                ff1: linear(
-                    w("intermediate.dense.weight", &[i, h])?,
-                    w("intermediate.dense.bias", &[i])?,
-                )?,
-                ff2: linear(
-                    w("output.dense.weight", &[h, i])?,
-                    w("output.dense.bias", &[h])?,
-                )?,
+                ff1: linear(&format!("{p}.intermediate.dense"), i, h)?,
+                ff2: linear(&format!("{p}.output.dense"), h, i)?,
                 ln2_g: vec(w("output.LayerNorm.weight", &[h])?)?,
                 ln2_b: vec(w("output.LayerNorm.bias", &[h])?)?,
             });
@@ -262,7 +361,8 @@ impl Bert {
             act: cfg.activation(config_path)?,
             word,
             position,
-            token_type0: token_type[..h].to_vec(),
+            token_type,
+            type_vocab: cfg.type_vocab_size,
             emb_ln_g,
             emb_ln_b,
             layers,
@@ -276,13 +376,25 @@ impl Bert {
 
     /// Runs the encoder over packed sequences: `ids` holds the token ids of
     /// every sequence back to back, `seqs` the `(first token, length)` of
-    /// each. Returns the last hidden state, `[ids.len(), hidden]` row-major.
+    /// each, `type_ids` the segment of every token (empty = all segment 0).
+    /// Returns the last hidden state, `[ids.len(), hidden]` row-major.
     ///
     /// `par` spreads each step over the current rayon pool (for one small
     /// batch); without it the call is single-threaded (for batches run side
     /// by side). Errors on an out-of-range id or an over-long sequence.
-    pub fn forward(&self, ids: &[u32], seqs: &[(usize, usize)], par: bool) -> Result<Vec<f32>> {
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        type_ids: &[u32],
+        seqs: &[(usize, usize)],
+        par: bool,
+    ) -> Result<Vec<f32>> {
         let (h, n) = (self.hidden, ids.len());
+        if !type_ids.is_empty() && type_ids.len() != n {
+            return Err(Error::Model {
+                message: format!("{} token type ids for {n} tokens", type_ids.len()),
+            });
+        }
         let mut x = vec![0f32; n * h];
         for &(start, len) in seqs {
             if len > self.max_positions {
@@ -301,10 +413,20 @@ impl Bert {
                         ),
                     });
                 }
+                let t = type_ids.get(start + p).map_or(0, |&t| t as usize);
+                if t >= self.type_vocab {
+                    return Err(Error::Model {
+                        message: format!(
+                            "token type {t} is outside the model's {} token types",
+                            self.type_vocab
+                        ),
+                    });
+                }
                 let row = &mut x[(start + p) * h..(start + p + 1) * h];
                 let w = &self.word[id * h..(id + 1) * h];
                 let pe = &self.position[p * h..(p + 1) * h];
-                for (((o, a), b), c) in row.iter_mut().zip(w).zip(pe).zip(&self.token_type0) {
+                let te = &self.token_type[t * h..(t + 1) * h];
+                for (((o, a), b), c) in row.iter_mut().zip(w).zip(pe).zip(te) {
                     *o = a + b + c;
                 }
             }

@@ -7,8 +7,8 @@ use lobster_vector_core::{Error, Result};
 /// The command that fetches the models the setup script knows.
 pub(crate) const SETUP_COMMAND: &str = "bash scripts/setup.sh";
 
-/// A provider this crate serves: its name, Hugging Face id and folder under
-/// `<assets>/models/`.
+/// A model this crate serves: its configuration name, Hugging Face id and
+/// folder under `<assets>/models/`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ProviderInfo {
     pub name: &'static str,
@@ -37,6 +37,16 @@ pub(crate) const PROVIDERS: &[ProviderInfo] = &[
     },
 ];
 
+/// The reranker model (`LOBSTER_RERANKER=cross_encoder`).
+pub(crate) const CROSS_ENCODER: ProviderInfo = ProviderInfo {
+    name: "cross_encoder",
+    model_id: "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    asset_folder: "ms-marco-MiniLM-L-6-v2",
+    env_var: "LOBSTER_CROSS_ENCODER_MODEL",
+    fetched_by_setup: false,
+};
+
+/// The embedding provider named `provider` (`minilm`, `sapbert`).
 pub(crate) fn provider_info(provider: &str) -> Result<&'static ProviderInfo> {
     PROVIDERS
         .iter()
@@ -50,6 +60,14 @@ pub(crate) fn provider_info(provider: &str) -> Result<&'static ProviderInfo> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+/// An embedding provider or `cross_encoder`.
+fn model_info(name: &str) -> Result<&'static ProviderInfo> {
+    if name == CROSS_ENCODER.name {
+        return Ok(&CROSS_ENCODER);
+    }
+    provider_info(name)
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
@@ -94,7 +112,7 @@ fn missing_files(dir: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-/// Finds the model directory of `provider` (`minilm` or `sapbert`).
+/// Finds the model directory of `provider` (`minilm`, `sapbert` or `cross_encoder`).
 ///
 /// Order: `explicit` (a directory the caller took from
 /// `LOBSTER_MINILM_MODEL` / `LOBSTER_SAPBERT_MODEL` or a flag; it is used
@@ -107,7 +125,7 @@ fn missing_files(dir: &Path) -> Vec<&'static str> {
 /// Nothing is downloaded. When nothing is found the [`Error::Model`]
 /// message lists every path tried and the command that fetches the model.
 pub fn resolve_model_dir(provider: &str, explicit: Option<&Path>) -> Result<PathBuf> {
-    let info = provider_info(provider)?;
+    let info = model_info(provider)?;
     if let Some(dir) = explicit {
         let missing = missing_files(dir);
         if !dir.is_dir() {

@@ -55,6 +55,50 @@ fn info_shows_the_resolved_backend_and_masks_secrets() {
 }
 
 #[test]
+fn info_shows_where_each_model_resolves() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let minilm = models.path().join("minilm");
+    std::fs::create_dir(&minilm).expect("mkdir");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::write(minilm.join(f), b"{}").expect("write");
+    }
+    let out = run(
+        &["info", "--json"],
+        &[
+            ("LOBSTER_MINILM_MODEL", minilm.to_str().expect("utf-8 path")),
+            ("LOBSTER_CROSS_ENCODER_MODEL", "/nonexistent/cross-encoder"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("LOBSTER_OPENAI_MODEL", "nomic-embed"),
+            ("COHERE_API_KEY", "co-secret"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let m = &v["models"];
+    assert_eq!(m["minilm"], minilm.display().to_string());
+    let ce = m["cross_encoder"].as_str().expect("string");
+    assert!(
+        ce.starts_with("not found") && ce.contains("/nonexistent/cross-encoder"),
+        "{ce}"
+    );
+    let openai = m["openai"].as_str().expect("string");
+    assert!(
+        openai.contains("http://127.0.0.1:9/v1/embeddings")
+            && openai.contains("nomic-embed")
+            && openai.contains("OPENAI_API_KEY not set"),
+        "{openai}"
+    );
+    let cohere = m["cohere"].as_str().expect("string");
+    assert!(
+        cohere.contains("/v2/rerank") && cohere.contains("key set"),
+        "{cohere}"
+    );
+    assert!(!text(&out.stdout).contains("co-secret"));
+    assert_eq!(v["rerankers"]["cross_encoder"], "available");
+    assert_eq!(v["embedding_providers"]["openai"], "available");
+}
+
+#[test]
 fn flag_beats_environment() {
     let out = run(
         &["--backend", "memory", "info", "--json"],

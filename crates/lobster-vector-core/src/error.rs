@@ -77,6 +77,14 @@ pub enum Error {
     #[error("the store at `{path}` is locked by another writer")]
     StoreLocked { path: PathBuf },
 
+    /// An API refused the credentials (HTTP 401/403); `variable` names where the key comes from.
+    #[error("{service} refused the credentials (HTTP {status}); check {variable}")]
+    Unauthorized {
+        service: String,
+        status: u16,
+        variable: String,
+    },
+
     /// A failure inside a storage engine, HTTP service or runtime.
     #[error("{kind} backend error")]
     Backend {

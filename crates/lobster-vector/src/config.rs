@@ -94,6 +94,15 @@ choice!(
     }
 );
 
+/// OpenAI's API, used when `OPENAI_BASE_URL` is not set.
+pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// The embedding model used when `LOBSTER_OPENAI_MODEL` is not set.
+pub const OPENAI_DEFAULT_MODEL: &str = "text-embedding-3-small";
+/// Cohere's API, used when `CO_API_URL` is not set.
+pub const COHERE_DEFAULT_BASE_URL: &str = "https://api.cohere.com";
+/// The rerank model used when `COHERE_RERANK_MODEL` is not set.
+pub const COHERE_DEFAULT_MODEL: &str = "rerank-v4.0-pro";
+
 /// Values given on the command line (or by a library caller); `None` defers to
 /// the environment, then to the default.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +131,8 @@ pub struct Config {
     pub openai_model: Option<String>,
     pub cohere_api_key: Option<Secret>,
     pub cohere_rerank_model: Option<String>,
+    /// Cohere's API base URL (`CO_API_URL`, as Cohere's own clients read it).
+    pub cohere_base_url: Option<String>,
     /// Where the setup script puts models and ontology sources.
     pub assets_dir: PathBuf,
     /// Worker threads for search and inference; `None` = all cores.
@@ -198,6 +209,7 @@ impl Config {
                 .or_else(|| env("CO_API_KEY"))
                 .map(Secret::new),
             cohere_rerank_model: env("COHERE_RERANK_MODEL"),
+            cohere_base_url: env("CO_API_URL"),
             assets_dir: path("LOBSTER_ASSETS_DIR").unwrap_or_else(|| lobster_home.join("assets")),
             threads,
         })

@@ -54,8 +54,11 @@ pub fn provider_availability(provider: EmbeddingProvider) -> Availability {
         EmbeddingProvider::Minilm | EmbeddingProvider::Sapbert => {
             Availability::Missing("rebuild with `--features candle`".into())
         }
+        #[cfg(feature = "openai")]
+        EmbeddingProvider::Openai => Availability::Available,
+        #[cfg(not(feature = "openai"))]
         EmbeddingProvider::Openai => {
-            Availability::Missing("the OpenAI client is not built yet".into())
+            Availability::Missing("rebuild with `--features openai`".into())
         }
     }
 }
@@ -64,10 +67,16 @@ pub fn provider_availability(provider: EmbeddingProvider) -> Availability {
 pub fn reranker_availability(reranker: RerankerKind) -> Availability {
     match reranker {
         RerankerKind::None => Availability::Available,
+        #[cfg(feature = "candle")]
+        RerankerKind::CrossEncoder => Availability::Available,
+        #[cfg(not(feature = "candle"))]
         RerankerKind::CrossEncoder => {
-            Availability::Missing("the cross-encoder is not built yet".into())
+            Availability::Missing("rebuild with `--features candle`".into())
         }
-        RerankerKind::Cohere => Availability::Missing("the Cohere client is not built yet".into()),
+        #[cfg(feature = "cohere")]
+        RerankerKind::Cohere => Availability::Available,
+        #[cfg(not(feature = "cohere"))]
+        RerankerKind::Cohere => Availability::Missing("rebuild with `--features cohere`".into()),
     }
 }
 
@@ -108,6 +117,19 @@ pub fn open_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
         tracing::info!(provider = %p, dir = %dir.display(), "loading embedder");
         return Ok(Arc::new(BertEmbedder::load(&dir, options)?));
     }
+    #[cfg(feature = "openai")]
+    if p == EmbeddingProvider::Openai {
+        use crate::openai::{OpenAiEmbedder, OpenAiOptions};
+        let defaults = OpenAiOptions::default();
+        let embedder = OpenAiEmbedder::new(OpenAiOptions {
+            base_url: config.openai_base_url.clone().unwrap_or(defaults.base_url),
+            model: config.openai_model.clone().unwrap_or(defaults.model),
+            api_key: config.openai_api_key.clone(),
+            ..OpenAiOptions::default()
+        })?;
+        embedder.probe_dimensions()?;
+        return Ok(Arc::new(embedder));
+    }
     match provider_availability(p) {
         Availability::Available => unreachable!("every available provider is matched above"),
         Availability::Missing(hint) => Err(missing(format!("embedding provider `{p}`"), &hint)),
@@ -118,9 +140,103 @@ pub fn open_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
 pub fn open_reranker(config: &Config) -> Result<Option<Arc<dyn Reranker>>> {
     match config.reranker {
         RerankerKind::None => Ok(None),
+        #[cfg(feature = "candle")]
+        RerankerKind::CrossEncoder => {
+            use lobster_vector_candle::{resolve_model_dir, CrossEncoder, CrossEncoderOptions};
+            let dir = resolve_model_dir("cross_encoder", config.cross_encoder_model.as_deref())?;
+            tracing::info!(dir = %dir.display(), "loading cross-encoder");
+            Ok(Some(Arc::new(CrossEncoder::load(
+                &dir,
+                CrossEncoderOptions {
+                    threads: config.threads,
+                    ..CrossEncoderOptions::default()
+                },
+            )?)))
+        }
+        #[cfg(feature = "cohere")]
+        RerankerKind::Cohere => {
+            use crate::cohere::{CohereOptions, CohereReranker};
+            let defaults = CohereOptions::default();
+            Ok(Some(Arc::new(CohereReranker::new(CohereOptions {
+                base_url: config.cohere_base_url.clone().unwrap_or(defaults.base_url),
+                model: config.cohere_rerank_model.clone().unwrap_or(defaults.model),
+                api_key: config.cohere_api_key.clone(),
+                ..defaults
+            })?)))
+        }
+        #[allow(unreachable_patterns)] // every kind is matched above in a full build
         other => match reranker_availability(other) {
             Availability::Available => unreachable!("every available reranker is matched above"),
             Availability::Missing(hint) => Err(missing(format!("reranker `{other}`"), &hint)),
         },
     }
+}
+
+/// Where each model of the configuration table would come from — a
+/// directory or an API endpoint — or why it cannot be used, in table order:
+/// `minilm`, `sapbert`, `openai`, `cross_encoder`, `cohere`. Nothing is loaded
+/// or sent.
+pub fn model_sources(config: &Config) -> Vec<(&'static str, Result<String>)> {
+    #[cfg(feature = "candle")]
+    let local = |name: &'static str, explicit: Option<&std::path::Path>| {
+        (
+            name,
+            lobster_vector_candle::resolve_model_dir(name, explicit)
+                .map(|d| d.display().to_string()),
+        )
+    };
+    #[cfg(not(feature = "candle"))]
+    let local = |name: &'static str, _: Option<&std::path::Path>| {
+        (
+            name,
+            Err(missing(name.into(), "rebuild with `--features candle`")),
+        )
+    };
+    let key_note = |key: &Option<crate::Secret>, variable: &str| match key {
+        Some(_) => "key set".to_string(),
+        None => format!("{variable} not set"),
+    };
+    vec![
+        local("minilm", config.minilm_model.as_deref()),
+        local("sapbert", config.sapbert_model.as_deref()),
+        (
+            "openai",
+            match provider_availability(EmbeddingProvider::Openai) {
+                Availability::Missing(hint) => Err(missing("openai".into(), &hint)),
+                Availability::Available => Ok(format!(
+                    "{}/embeddings, model {} ({})",
+                    config
+                        .openai_base_url
+                        .as_deref()
+                        .unwrap_or(crate::config::OPENAI_DEFAULT_BASE_URL)
+                        .trim_end_matches('/'),
+                    config
+                        .openai_model
+                        .as_deref()
+                        .unwrap_or(crate::config::OPENAI_DEFAULT_MODEL),
+                    key_note(&config.openai_api_key, "OPENAI_API_KEY")
+                )),
+            },
+        ),
+        local("cross_encoder", config.cross_encoder_model.as_deref()),
+        (
+            "cohere",
+            match reranker_availability(RerankerKind::Cohere) {
+                Availability::Missing(hint) => Err(missing("cohere".into(), &hint)),
+                Availability::Available => Ok(format!(
+                    "{}/v2/rerank, model {} ({})",
+                    config
+                        .cohere_base_url
+                        .as_deref()
+                        .unwrap_or(crate::config::COHERE_DEFAULT_BASE_URL)
+                        .trim_end_matches('/'),
+                    config
+                        .cohere_rerank_model
+                        .as_deref()
+                        .unwrap_or(crate::config::COHERE_DEFAULT_MODEL),
+                    key_note(&config.cohere_api_key, "COHERE_API_KEY")
+                )),
+            },
+        ),
+    ]
 }

@@ -6,14 +6,20 @@
 //! resolution ([`Config`]) and factories ([`open_store`], [`open_embedder`],
 //! [`open_reranker`]).
 
+#[cfg(feature = "cohere")]
+pub mod cohere;
 pub mod config;
 mod factory;
+#[cfg(any(feature = "openai", feature = "cohere"))]
+pub mod http;
+#[cfg(feature = "openai")]
+pub mod openai;
 mod secret;
 
 pub use config::{Backend, Config, EmbeddingProvider, Overrides, RerankerKind};
 pub use factory::{
-    backend_availability, open_embedder, open_reranker, open_store, provider_availability,
-    reranker_availability, Availability,
+    backend_availability, model_sources, open_embedder, open_reranker, open_store,
+    provider_availability, reranker_availability, Availability,
 };
 pub use lobster_vector_core::*;
 pub use secret::Secret;

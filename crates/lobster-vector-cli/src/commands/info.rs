@@ -35,9 +35,18 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> Result<()> {
             "cross_encoder_model": path(&c.cross_encoder_model),
             "openai_api_key": c.openai_api_key.as_ref().map(|_| "***"),
             "openai_base_url": c.openai_base_url,
+            "openai_model": c.openai_model,
+            "cohere_base_url": c.cohere_base_url,
             "cohere_api_key": c.cohere_api_key.as_ref().map(|_| "***"),
             "cohere_rerank_model": c.cohere_rerank_model,
         },
+        "models": lobster_vector::model_sources(c).into_iter().map(|(name, source)| {
+            let shown = match source {
+                Ok(s) => s,
+                Err(e) => format!("not found: {e}"),
+            };
+            (name.to_string(), json!(shown))
+        }).collect::<serde_json::Map<_, _>>(),
         "backends": Backend::ALL.iter().map(|b| (b.as_str().to_string(), availability(backend_availability(*b)))).collect::<serde_json::Map<_, _>>(),
         "embedding_providers": EmbeddingProvider::ALL.iter().map(|p| (p.as_str().to_string(), availability(provider_availability(*p)))).collect::<serde_json::Map<_, _>>(),
         "rerankers": RerankerKind::ALL.iter().map(|r| (r.as_str().to_string(), availability(reranker_availability(*r)))).collect::<serde_json::Map<_, _>>(),

@@ -353,7 +353,12 @@ impl SearchService {
             }
             rows.extend(semantic);
             if let Some(reranker) = &self.reranker {
-                rows = rerank(reranker.as_ref(), term, rows)?;
+                rows = rerank(
+                    reranker.as_ref(),
+                    term,
+                    rows,
+                    k.saturating_mul(CANDIDATE_FACTOR),
+                )?;
             }
             rows.truncate(k);
             out.push(rows);
@@ -585,17 +590,26 @@ fn exact_rows(o: &Ontology, query: &str, resolved: &ResolvedCollection) -> Vec<O
     rows
 }
 
-/// Reorders semantic matches by the reranker's score; exact matches stay first.
-/// The vector similarity moves to `metadata.vector_score`.
+/// Reorders the first `pool` semantic matches by the reranker's score; exact
+/// matches stay first. A reranked row's `score` is the reranker's (a
+/// probability), its vector similarity moves to `metadata.vector_score`, and
+/// `metadata.reranked` says whether the reranker scored it (`false` when it is
+/// inactive or there was nothing to choose between).
 fn rerank(
     reranker: &dyn Reranker,
     query: &str,
     matches: Vec<OntologyMatch>,
+    pool: usize,
 ) -> Result<Vec<OntologyMatch>> {
-    let (mut exact, semantic): (Vec<_>, Vec<_>) = matches
+    let (mut exact, mut semantic): (Vec<_>, Vec<_>) = matches
         .into_iter()
         .partition(|m| m.match_type != MatchType::Semantic);
+    semantic.truncate(pool);
     if semantic.len() < 2 || !reranker.is_active() {
+        for m in &mut semantic {
+            m.metadata
+                .insert("reranked".into(), serde_json::json!(false));
+        }
         exact.extend(semantic);
         return Ok(exact);
     }

@@ -224,20 +224,13 @@ fn empty_query_is_invalid_and_lazy_embedder_loads_once() {
     assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
-/// Scores documents by how many characters they share with the query's reverse.
+/// Scores documents by their shortness.
 #[derive(Debug)]
 struct LengthReranker;
 
 impl Reranker for LengthReranker {
-    fn rerank(&self, _query: &str, documents: &[&str], top_n: usize) -> Result<crate::Ranking> {
-        let mut r: Vec<(usize, f32)> = documents
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (i, 1.0 / d.len() as f32))
-            .collect();
-        r.sort_by(|a, b| b.1.total_cmp(&a.1));
-        r.truncate(top_n);
-        Ok(r)
+    fn score(&self, _query: &str, documents: &[&str]) -> Result<Vec<f32>> {
+        Ok(documents.iter().map(|d| 1.0 / d.len() as f32).collect())
     }
     fn name(&self) -> &str {
         "length"
@@ -254,4 +247,112 @@ fn reranker_reorders_and_keeps_vector_score() {
     assert_eq!(m[0].ontology_id, "MONDO:3");
     assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
     assert!(m.iter().all(|x| x.metadata.get("vector_score").is_some()));
+}
+
+/// Prefers the documents the vector search ranked last.
+#[derive(Debug)]
+struct ReverseReranker;
+
+impl Reranker for ReverseReranker {
+    fn score(&self, _query: &str, documents: &[&str]) -> Result<Vec<f32>> {
+        let n = documents.len() as f32;
+        Ok((0..documents.len()).map(|i| (i as f32 + 1.0) / n).collect())
+    }
+    fn name(&self) -> &str {
+        "reverse"
+    }
+}
+
+/// A reranker without credentials.
+#[derive(Debug)]
+struct InactiveReranker;
+
+impl Reranker for InactiveReranker {
+    fn score(&self, _query: &str, _documents: &[&str]) -> Result<Vec<f32>> {
+        Err(Error::NotAvailable {
+            what: "test reranker".into(),
+            hint: "none".into(),
+        })
+    }
+    fn name(&self) -> &str {
+        "inactive"
+    }
+    fn is_active(&self) -> bool {
+        false
+    }
+}
+
+/// The mini Cell Ontology fixture built into a store, with its library.
+fn cl_service(reranker: Option<Arc<dyn Reranker>>) -> SearchService {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let ontology = crate::ontology::Ontology::load(fixtures.join("mini_cl.obo")).expect("fixture");
+    let store = Arc::new(FlatStore::new());
+    let embedder = HashingEmbedder::new(DIM);
+    crate::build::build_collection(
+        &ontology,
+        &embedder,
+        store.as_ref(),
+        &crate::build::BuildOptions::default(),
+        &crate::build::NoProgress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("build");
+    SearchService::new(store, Arc::new(embedder))
+        .with_ontologies(Some(Arc::new(crate::ontology::OntologyLibrary::new(vec![
+            fixtures,
+        ]))))
+        .with_reranker(reranker)
+}
+
+#[test]
+fn reranker_reorders_semantic_hits_and_exact_matches_stay_first() {
+    let plain = cl_service(None)
+        .match_ontology("lymphocyte", "cl", 4)
+        .expect("match");
+    let reranked = cl_service(Some(Arc::new(ReverseReranker)))
+        .match_ontology("lymphocyte", "cl", 4)
+        .expect("match");
+    // The exact label stays first with its exact score, not reranked.
+    for m in [&plain, &reranked] {
+        assert_eq!(m[0].ontology_id, "CL:0000542");
+        assert_eq!(m[0].match_type, MatchType::ExactLabel);
+        assert_eq!(m[0].score, 1.0);
+        assert!(m[0].metadata.get("reranked").is_none());
+    }
+    let semantic = |m: &[OntologyMatch]| -> Vec<String> {
+        m.iter()
+            .skip(1)
+            .map(|r| r.ontology_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(
+        semantic(&plain),
+        semantic(&reranked),
+        "the reranker changed the order"
+    );
+    for r in &reranked[1..] {
+        assert_eq!(r.match_type, MatchType::Semantic);
+        assert_eq!(r.metadata["reranked"], serde_json::json!(true));
+        assert!(r.metadata["vector_score"].is_number());
+        assert!((0.0..=1.0).contains(&r.score));
+    }
+    assert!(reranked[1..].windows(2).all(|w| w[0].score >= w[1].score));
+}
+
+#[test]
+fn an_inactive_reranker_keeps_the_order_and_says_so() {
+    let plain = cl_service(None)
+        .match_ontology("nerve cells of the brain", "cl", 4)
+        .expect("match");
+    let degraded = cl_service(Some(Arc::new(InactiveReranker)))
+        .match_ontology("nerve cells of the brain", "cl", 4)
+        .expect("match");
+    let ids = |m: &[OntologyMatch]| m.iter().map(|r| r.ontology_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&plain), ids(&degraded));
+    for (p, d) in plain.iter().zip(&degraded) {
+        assert_eq!(p.score, d.score, "no invented scores");
+        if d.match_type == MatchType::Semantic {
+            assert_eq!(d.metadata["reranked"], serde_json::json!(false));
+        }
+    }
 }
