@@ -43,4 +43,4 @@ mod resolve;
 
 pub use cross_encoder::{CrossEncoder, CrossEncoderOptions};
 pub use embedder::{BertEmbedder, BertOptions, Pooling, DEFAULT_BATCH_SIZE};
-pub use resolve::{assets_dir, resolve_model_dir};
+pub use resolve::{assets_dir, find_model_dir, resolve_model_dir};

@@ -122,9 +122,21 @@ fn missing_files(dir: &Path) -> Vec<&'static str> {
 /// names first). A directory counts when it holds `config.json`,
 /// `model.safetensors` and `tokenizer.json`.
 ///
-/// Nothing is downloaded. When nothing is found the [`Error::Model`]
-/// message lists every path tried and the command that fetches the model.
+/// Last, the model is downloaded from the Hugging Face hub (`HF_ENDPOINT`,
+/// default `https://huggingface.co`; `HF_TOKEN` if set) into that cache with
+/// the `hf-hub` crate — unless `HF_HUB_OFFLINE=1` or the hub does not answer
+/// a TCP connect within 3 s. When nothing is found the [`Error::Model`]
+/// message lists every place tried and the command that fetches the model.
 pub fn resolve_model_dir(provider: &str, explicit: Option<&Path>) -> Result<PathBuf> {
+    resolve(provider, explicit, true)
+}
+
+/// [`resolve_model_dir`] without the download step: only looks at local files.
+pub fn find_model_dir(provider: &str, explicit: Option<&Path>) -> Result<PathBuf> {
+    resolve(provider, explicit, false)
+}
+
+fn resolve(provider: &str, explicit: Option<&Path>, allow_download: bool) -> Result<PathBuf> {
     let info = model_info(provider)?;
     if let Some(dir) = explicit {
         let missing = missing_files(dir);
@@ -192,6 +204,13 @@ pub fn resolve_model_dir(provider: &str, explicit: Option<&Path>) -> Result<Path
         }
     }
 
+    if allow_download {
+        match download(info) {
+            Ok(dir) => return Ok(dir),
+            Err(why) => tried.push(why),
+        }
+    }
+
     let fetch = if info.fetched_by_setup {
         format!("fetch it with `{SETUP_COMMAND}`")
     } else {
@@ -208,4 +227,85 @@ pub fn resolve_model_dir(provider: &str, explicit: Option<&Path>) -> Result<Path
             info.env_var
         ),
     })
+}
+
+/// Files a sentence-transformers or cross-encoder directory may have beside the required three.
+const OPTIONAL_FILES: &[&str] = &[
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
+/// The hub endpoint (`HF_ENDPOINT` or huggingface.co).
+fn hub_endpoint() -> String {
+    std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Whether a TCP connection to the endpoint's host opens within 3 s.
+fn reachable(endpoint: &str) -> std::result::Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let (rest, port) = match endpoint.split_once("://") {
+        Some(("http", rest)) => (rest, 80),
+        Some((_, rest)) => (rest, 443),
+        None => (endpoint, 443),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let target = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:{port}")
+    };
+    let addrs = target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?;
+    let mut last = format!("no address for {target}");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Downloads the model into the Hugging Face cache; `Err` says why not, for the list of places tried.
+fn download(info: &ProviderInfo) -> std::result::Result<PathBuf, String> {
+    let endpoint = hub_endpoint();
+    let place = format!("download of {} from {endpoint}", info.model_id);
+    if std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
+        return Err(format!("{place} (skipped: HF_HUB_OFFLINE is set)"));
+    }
+    reachable(&endpoint).map_err(|e| format!("{place} (hub unreachable: {e})"))?;
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if let Some(cache) = hf_hub_cache() {
+        builder = builder.with_cache_dir(cache);
+    }
+    let api = builder
+        .build()
+        .map_err(|e| format!("{place} (cannot start the client: {e})"))?;
+    let repo = api.model(info.model_id.to_string());
+    tracing::info!(model = info.model_id, %endpoint, "downloading model");
+    let mut config = None;
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        let path = repo
+            .get(file)
+            .map_err(|e| format!("{place} (failed on {file}: {e})"))?;
+        config.get_or_insert(path);
+    }
+    for file in OPTIONAL_FILES {
+        if let Err(e) = repo.get(file) {
+            tracing::debug!(file, error = %e, "optional model file not downloaded");
+        }
+    }
+    config
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .ok_or_else(|| format!("{place} (no snapshot directory)"))
 }

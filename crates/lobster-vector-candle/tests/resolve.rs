@@ -28,6 +28,12 @@ fn resolution_order_and_errors() {
     std::env::set_var("LOBSTER_ASSETS_DIR", &assets);
     std::env::set_var("HF_HOME", &hf);
     std::env::remove_var("HF_HUB_CACHE");
+    std::env::remove_var("HF_HUB_OFFLINE");
+    // A hub that refuses connections: the download step is tried and reported.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    std::env::set_var("HF_ENDPOINT", format!("http://127.0.0.1:{port}"));
     assert_eq!(assets_dir(), assets);
 
     // Nothing anywhere: the error lists every place and the fetch command.
@@ -42,6 +48,13 @@ fn resolution_order_and_errors() {
     );
     assert!(msg.contains("bash scripts/setup.sh"), "{msg}");
     assert!(msg.contains("LOBSTER_MINILM_MODEL"), "{msg}");
+    assert!(
+        msg.contains(&format!("download of sentence-transformers/all-MiniLM-L6-v2 from http://127.0.0.1:{port} (hub unreachable")),
+        "{msg}"
+    );
+    std::env::set_var("HF_HUB_OFFLINE", "1");
+    let msg = model_message(resolve_model_dir("minilm", None));
+    assert!(msg.contains("skipped: HF_HUB_OFFLINE is set"), "{msg}");
     let msg = model_message(resolve_model_dir("sapbert", None));
     assert!(
         msg.contains("models--cambridgeltl--SapBERT-from-PubMedBERT-fulltext"),

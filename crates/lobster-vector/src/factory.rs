@@ -174,15 +174,14 @@ pub fn open_reranker(config: &Config) -> Result<Option<Arc<dyn Reranker>>> {
 
 /// Where each model of the configuration table would come from — a
 /// directory or an API endpoint — or why it cannot be used, in table order:
-/// `minilm`, `sapbert`, `openai`, `cross_encoder`, `cohere`. Nothing is loaded
-/// or sent.
+/// `minilm`, `sapbert`, `openai`, `cross_encoder`, `cohere`. Nothing is loaded,
+/// downloaded or sent.
 pub fn model_sources(config: &Config) -> Vec<(&'static str, Result<String>)> {
     #[cfg(feature = "candle")]
     let local = |name: &'static str, explicit: Option<&std::path::Path>| {
         (
             name,
-            lobster_vector_candle::resolve_model_dir(name, explicit)
-                .map(|d| d.display().to_string()),
+            lobster_vector_candle::find_model_dir(name, explicit).map(|d| d.display().to_string()),
         )
     };
     #[cfg(not(feature = "candle"))]
