@@ -19,7 +19,7 @@ fn searches_while_ingesting() {
     };
     let store = Arc::new(store);
     let c = common::unique("concurrent");
-    let (data, queries) = common::clustered_split(3, 12_000, 64, 96, 24, 0.6);
+    let (data, queries) = common::clustered_split(3, 6_000, 64, 96, 24, 0.6);
     let recs = common::records("c", &data);
     store.upsert(&c, &recs[..1_000]).expect("seed");
     let done = Arc::new(AtomicBool::new(false));
@@ -73,7 +73,7 @@ fn searches_while_ingesting() {
     for r in readers {
         r.join().expect("reader");
     }
-    assert_eq!(store.count(&c).expect("count"), 12_000 - 500);
+    assert_eq!(store.count(&c).expect("count"), 6_000 - 500);
     assert!(searches.load(Ordering::Relaxed) > 0);
     eprintln!(
         "{} searches ran during the ingest",

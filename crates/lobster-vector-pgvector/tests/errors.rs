@@ -177,10 +177,11 @@ fn database_without_the_extension_names_the_missing_privilege() {
     let tag = common::unique("noext");
     let (role, db, pw) = (format!("r_{tag}"), format!("d_{tag}"), "plain-Pw-123");
     admin
-        .batch_execute(&format!(
-            "CREATE ROLE \"{role}\" LOGIN PASSWORD '{pw}'; CREATE DATABASE \"{db}\""
-        ))
-        .expect("setup");
+        .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{pw}'"))
+        .expect("create role");
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{db}\""))
+        .expect("create database");
     let base = url.rsplit_once('/').expect("db in URL").0;
     let base = common::with_password(base, pw);
     let (scheme, rest) = base.split_once("://").expect("url");
@@ -211,8 +212,9 @@ fn database_without_the_extension_names_the_missing_privilege() {
     assert_eq!(store.count("works").expect("count"), 1);
     drop(store);
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE \"{db}\" WITH (FORCE); DROP ROLE \"{role}\""
-        ))
-        .expect("cleanup");
+        .batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
+        .expect("drop database");
+    admin
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .expect("drop role");
 }
