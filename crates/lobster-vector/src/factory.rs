@@ -39,7 +39,10 @@ pub fn backend_availability(backend: Backend) -> Availability {
         Backend::Local => Availability::Available,
         #[cfg(not(feature = "local"))]
         Backend::Local => Availability::Missing("rebuild with `--features local`".into()),
-        Backend::Pgvector => Availability::Missing("the pgvector backend is not built yet".into()),
+        #[cfg(feature = "pgvector")]
+        Backend::Pgvector => Availability::Available,
+        #[cfg(not(feature = "pgvector"))]
+        Backend::Pgvector => Availability::Missing("rebuild with `--features pgvector`".into()),
         Backend::Faiss => Availability::Missing("rebuild with `--features faiss`".into()),
         Backend::Chromadb => Availability::Missing("the ChromaDB client is not built yet".into()),
     }
@@ -90,6 +93,26 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
             Ok(Arc::new(SqliteStore::open(
                 &config.store_path,
                 SqliteOptions::default(),
+            )?))
+        }
+        #[cfg(feature = "pgvector")]
+        Backend::Pgvector => {
+            use lobster_vector_pgvector::{PgOptions, PgStore};
+            let url = config
+                .pgvector_url
+                .as_ref()
+                .ok_or_else(|| Error::InvalidConfig {
+                    key: "LOBSTER_PGVECTOR_URL".into(),
+                    value: "(unset)".into(),
+                    valid:
+                        "a PostgreSQL connection string (postgres://user:password@host:5432/db), \
+                        in LOBSTER_PGVECTOR_URL or DATABASE_URL"
+                            .into(),
+                })?;
+            tracing::info!(url = %url.redacted(), "connecting to PostgreSQL");
+            Ok(Arc::new(PgStore::connect(
+                url.expose(),
+                PgOptions::default(),
             )?))
         }
         other => match backend_availability(other) {
@@ -238,4 +261,25 @@ pub fn model_sources(config: &Config) -> Vec<(&'static str, Result<String>)> {
             },
         ),
     ]
+}
+
+#[cfg(all(test, feature = "pgvector"))]
+mod pgvector_tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    #[test]
+    fn pgvector_without_a_url_names_the_variables() {
+        let config = Config::resolve_with(&Overrides::default(), &|k| {
+            (k == "LOBSTER_VECTOR_BACKEND").then(|| "pgvector".to_string())
+        })
+        .expect("config");
+        let e = open_store(&config).expect_err("no URL");
+        let text = e.to_string();
+        assert!(
+            text.contains("LOBSTER_PGVECTOR_URL") && text.contains("DATABASE_URL"),
+            "{text}"
+        );
+        assert!(backend_availability(Backend::Pgvector).is_available());
+    }
 }
