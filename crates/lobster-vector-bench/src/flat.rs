@@ -23,7 +23,8 @@ pub struct FlatArgs<'a> {
     pub peer: Option<&'a Peer>,
 }
 
-fn unit_vectors(seed: u64, n: usize, dim: usize) -> Vec<f32> {
+/// `n` random unit vectors of `dim` floats (row-major), reproducible from `seed`.
+pub fn unit_vectors(seed: u64, n: usize, dim: usize) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut data: Vec<f32> = (0..n * dim)
         .map(|_| {

@@ -5,6 +5,7 @@
 
 mod embed;
 mod flat;
+mod local;
 mod peer;
 mod stats;
 
@@ -61,10 +62,62 @@ enum Bench {
         #[arg(long, value_name = "FILE")]
         texts: Option<PathBuf>,
     },
+    /// The local store (SQLite + HNSW) vs ChromaDB PersistentClient and raw hnswlib:
+    /// ingest, query p50/p99 with documents and metadata, recall, disk, open + first query
+    Local {
+        /// Datasets: mondo (real MiniLM embeddings of MONDO labels), random (speed only)
+        #[arg(long, value_delimiter = ',', default_value = "mondo,random")]
+        datasets: Vec<String>,
+        /// Size of the random dataset
+        #[arg(long, default_value_t = 100_000)]
+        random_n: usize,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        #[arg(short, default_value_t = 20)]
+        k: usize,
+        /// Records per upsert (Chroma's script adds 5,000 at a time)
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+        /// MONDO JSON (cellxgene-ontology-guide, decompressed)
+        #[arg(long, default_value_os_t = local::default_mondo_json())]
+        mondo_json: PathBuf,
+        /// all-MiniLM-L6-v2 model directory (embeds MONDO once; cached in --work)
+        #[arg(long, default_value = "/tmp/lv-peer/model")]
+        model: PathBuf,
+        /// Our HNSW: edges per node (M) [default: the store's]
+        #[arg(long)]
+        m: Option<usize>,
+        /// Our HNSW: candidate list while inserting [default: the store's]
+        #[arg(long)]
+        ef_construction: Option<usize>,
+        /// Our HNSW: candidate list while searching [default: the store's]
+        #[arg(long)]
+        ef_search: Option<usize>,
+        /// Our HNSW: threads inserting large batches [default: the store's]
+        #[arg(long)]
+        build_threads: Option<usize>,
+    },
+    /// (internal) open a local store in this fresh process and run one query
+    #[command(hide = true)]
+    Reopen {
+        dir: PathBuf,
+        query_npy: PathBuf,
+        k: usize,
+        ef_search: usize,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Bench::Reopen {
+        dir,
+        query_npy,
+        k,
+        ef_search,
+    } = &cli.command
+    {
+        return local::reopen(dir, query_npy, *k, *ef_search);
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(cli.threads)
         .build_global()?;
@@ -105,6 +158,42 @@ fn main() -> Result<()> {
             embed::print(&figures);
             figures
         }
+        Bench::Local {
+            datasets,
+            random_n,
+            queries,
+            k,
+            batch,
+            mondo_json,
+            model,
+            m,
+            ef_construction,
+            ef_search,
+            build_threads,
+        } => {
+            let mut hnsw = lobster_vector::local::HnswParams::default();
+            hnsw.m = m.unwrap_or(hnsw.m);
+            hnsw.ef_construction = ef_construction.unwrap_or(hnsw.ef_construction);
+            hnsw.ef_search = ef_search.unwrap_or(hnsw.ef_search);
+            hnsw.build_threads = build_threads.unwrap_or(hnsw.build_threads);
+            let rows = local::run(&local::LocalArgs {
+                datasets,
+                random_n: *random_n,
+                queries: *queries,
+                k: *k,
+                batch: *batch,
+                reps: cli.reps,
+                threads: cli.threads,
+                work: &cli.work,
+                mondo_json,
+                model,
+                hnsw,
+                peer: peer.as_ref(),
+            })?;
+            local::print(&rows);
+            rows
+        }
+        Bench::Reopen { .. } => unreachable!("handled above"),
     };
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;

@@ -39,6 +39,21 @@ impl Peer {
         Ok(Peer { scripts, python })
     }
 
+    /// Runs the Python `code` (with the peer scripts importable) and `env`, and
+    /// returns the JSON it wrote as `<results>/<name>.json`.
+    pub fn run_code(
+        &self,
+        what: &str,
+        code: &str,
+        name: &str,
+        results: &Path,
+        env: &[(&str, String)],
+    ) -> Result<Value> {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg("-c").arg(code).env("PYTHONPATH", &self.scripts);
+        self.finish(cmd, what, name, results, env)
+    }
+
     /// Runs `script` with `env` and returns the JSON it wrote as `<results>/<name>.json`.
     pub fn run(
         &self,
@@ -47,10 +62,21 @@ impl Peer {
         results: &Path,
         env: &[(&str, String)],
     ) -> Result<Value> {
-        std::fs::create_dir_all(results)?;
         let mut cmd = Command::new(&self.python);
-        cmd.arg(self.scripts.join(script))
-            .env("PEER_RESULTS", results);
+        cmd.arg(self.scripts.join(script));
+        self.finish(cmd, script, name, results, env)
+    }
+
+    fn finish(
+        &self,
+        mut cmd: Command,
+        script: &str,
+        name: &str,
+        results: &Path,
+        env: &[(&str, String)],
+    ) -> Result<Value> {
+        std::fs::create_dir_all(results)?;
+        cmd.env("PEER_RESULTS", results);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -68,19 +94,73 @@ impl Peer {
     }
 }
 
-/// Writes a row-major `f32` matrix as a NumPy `.npy` file (version 1.0).
-pub fn write_npy(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<()> {
+fn npy_preamble(descr: &str, rows: usize, cols: usize, payload: usize) -> Vec<u8> {
     let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut bytes = Vec::with_capacity(10 + header.len() + payload);
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
+    bytes
+}
+
+/// Writes a row-major `f32` matrix as a NumPy `.npy` file (version 1.0).
+pub fn write_npy(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<()> {
+    let mut bytes = npy_preamble("<f4", rows, cols, data.len() * 4);
     for x in data {
         bytes.extend_from_slice(&x.to_le_bytes());
     }
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a row-major `i64` matrix as a NumPy `.npy` file (version 1.0).
+pub fn write_npy_i64(path: &Path, data: &[i64], rows: usize, cols: usize) -> Result<()> {
+    let mut bytes = npy_preamble("<i8", rows, cols, data.len() * 8);
+    for x in data {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a 2-d little-endian `f32` `.npy` file written by [`write_npy`] (or
+/// NumPy, C order): `(data, rows, cols)`.
+pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bad = || anyhow::anyhow!("{} is not a 2-d <f4 .npy file", path.display());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" || bytes[6] != 1 {
+        return Err(bad());
+    }
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header =
+        std::str::from_utf8(bytes.get(10..10 + hlen).ok_or_else(bad)?).map_err(|_| bad())?;
+    if !header.contains("'descr': '<f4'") || !header.contains("'fortran_order': False") {
+        return Err(bad());
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(bad)?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [rows, cols] = dims[..] else {
+        return Err(bad());
+    };
+    let data = &bytes[10 + hlen..];
+    if data.len() != rows * cols * 4 {
+        return Err(bad());
+    }
+    let out = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((out, rows, cols))
 }

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Map biomedical free text to MONDO, UBERON and Cell Ontology concepts by semantic vector search",
     long_about = None,
-    after_help = "Examples:\n  lobster-vector build --ontology all\n  lobster-vector search \"heart attack\" --ontology disease\n  lobster-vector search \"CD8+ T cells\" --ontology cell_type -k 3 --json\n  lobster-vector info"
+    after_help = "Examples:\n  lobster-vector build --ontology all\n  lobster-vector search \"heart attack\" --ontology disease\n  lobster-vector search \"CD8+ T cells\" --ontology cell_type -k 3 --json\n  lobster-vector info\n  lobster-vector store check"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -75,6 +75,46 @@ pub enum Command {
     Neighbors(NeighborsArgs),
     /// Print embedding vectors of texts (for debugging and piping)
     Embed(EmbedArgs),
+    /// Maintain the local store: check, compact, back up (backend `local` only)
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check SQLite's integrity and that every collection's index holds exactly SQLite's records; exits non-zero on any disagreement
+    Check(StoreCheckArgs),
+    /// Rebuild every index from SQLite, drop the space of deleted entries, VACUUM the database
+    Compact(StoreCompactArgs),
+    /// Write a consistent copy of the store into DEST while it stays in use
+    Backup(StoreBackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCheckArgs {
+    /// Print a JSON report instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCompactArgs {
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreBackupArgs {
+    /// Destination directory (must not exist, or be empty)
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// Replace DEST if it already holds a lobster-vector store
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

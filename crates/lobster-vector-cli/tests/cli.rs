@@ -183,3 +183,268 @@ fn help_lists_the_commands() {
         assert!(help.contains(cmd), "{cmd}: {help}");
     }
 }
+
+// ---- `store check | compact | backup` on the local store ----
+
+use std::path::Path;
+
+use lobster_vector::local::{SqliteOptions, SqliteStore};
+use lobster_vector::{Record, VectorStore};
+
+/// Runs the binary on the local store at `store`.
+fn run_local(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lobster-vector"))
+        .args(args)
+        .env("LOBSTER_VECTOR_BACKEND", "local")
+        .env("LOBSTER_VECTOR_STORE_PATH", store)
+        .env_remove("LOBSTER_EMBEDDING_PROVIDER")
+        .env_remove("LOBSTER_RERANKER")
+        .output()
+        .expect("run lobster-vector")
+}
+
+/// A local store with two collections (3,000 and 5 vectors), index files saved.
+fn filled_store(dir: &Path) {
+    let store = SqliteStore::open(dir, SqliteOptions::default()).expect("open");
+    let rec = |i: usize| {
+        let v: Vec<f32> = (0..16)
+            .map(|j| ((i * 31 + j * 7) % 97) as f32 + 1.0)
+            .collect();
+        Record::new(format!("id{i}"), v).with_document(format!("doc {i}"))
+    };
+    let big: Vec<Record> = (0..3_000).map(rec).collect();
+    store.upsert("big_one", &big).expect("upsert");
+    store
+        .delete("big_one", &["id0".into(), "id1".into()])
+        .expect("delete");
+    store
+        .upsert("small", &(0..5).map(rec).collect::<Vec<_>>())
+        .expect("upsert");
+    store.flush().expect("flush");
+}
+
+fn json_out(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn store_check_reports_agreement_per_collection() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    filled_store(&dir);
+    let out = run_local(&dir, &["store", "check", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json_out(&out);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["integrity_check"], serde_json::json!(["ok"]));
+    let cols = v["collections"].as_array().expect("collections");
+    assert_eq!(cols.len(), 2);
+    assert_eq!(cols[0]["name"], "big_one");
+    assert_eq!(cols[0]["records"], 2_998);
+    assert_eq!(cols[0]["index_entries"], 2_998);
+    assert_eq!(cols[0]["missing_from_index"], 0);
+    assert_eq!(cols[0]["extra_in_index"], 0);
+    assert_eq!(cols[0]["dead_entries"], 2);
+    assert_eq!(cols[0]["index_file"]["status"], "current");
+    assert_eq!(cols[1]["name"], "small");
+    assert_eq!(cols[1]["records"], 5);
+    assert_eq!(cols[1]["ok"], true);
+
+    // The table form names every collection and its counts.
+    let out = run_local(&dir, &["store", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("SQLite integrity_check: ok"), "{table}");
+    let big_line = table
+        .lines()
+        .find(|l| l.starts_with("big_one"))
+        .expect("big_one row");
+    let cells: Vec<&str> = big_line.split_whitespace().collect();
+    assert_eq!(
+        &cells[..8],
+        &["big_one", "16", "2998", "2998", "0", "0", "2", "ok"]
+    );
+}
+
+#[test]
+fn store_check_fails_on_a_corrupt_index_file_and_compact_repairs_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    filled_store(&dir);
+    let index_file = dir.join("index").join("big_one.usearch");
+    let len = std::fs::metadata(&index_file).expect("index file").len();
+    std::fs::write(&index_file, vec![0x5a; len as usize]).expect("garble");
+
+    let out = run_local(&dir, &["store", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v = json_out(&out);
+    assert_eq!(v["ok"], false);
+    let big = &v["collections"][0];
+    assert_eq!(big["index_file"]["status"], "invalid");
+    // The index rebuilt from SQLite still agrees; only the file is bad.
+    assert_eq!(big["index_entries"], 2_998);
+    assert_eq!(v["collections"][1]["ok"], true);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("big_one") && err.contains("lobster-vector store compact"),
+        "{err}"
+    );
+
+    let out = run_local(&dir, &["store", "compact", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json_out(&out);
+    assert_eq!(v["collections_rebuilt"], 2);
+
+    let out = run_local(&dir, &["store", "check", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json_out(&out);
+    assert_eq!(v["ok"], true);
+    // compact dropped the deleted entries from the graph.
+    assert_eq!(v["collections"][0]["dead_entries"], 0);
+    assert_eq!(v["collections"][0]["index_file"]["status"], "current");
+}
+
+#[test]
+fn store_backup_copies_refuses_to_overwrite_and_replaces_with_force() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    filled_store(&dir);
+    let dest = tmp.path().join("copy");
+    let dest_s = dest.to_str().expect("utf-8 path");
+
+    let out = run_local(&dir, &["store", "backup", dest_s, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json_out(&out);
+    assert_eq!(v["collections"], 2);
+    assert_eq!(v["replaced"], false);
+    {
+        let copy = SqliteStore::open(&dest, SqliteOptions::default()).expect("open copy");
+        assert_eq!(copy.count("big_one").expect("count"), 2_998);
+        assert_eq!(copy.count("small").expect("count"), 5);
+        assert!(copy.check().expect("check").is_ok());
+    }
+
+    // An existing backup is not overwritten without --force.
+    let out = run_local(&dir, &["store", "backup", dest_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+
+    // With --force it is replaced, and no temporary directory is left behind.
+    {
+        let store = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
+        store
+            .upsert("small", &[Record::new("extra", vec![1.0; 16])])
+            .expect("upsert");
+    }
+    let out = run_local(&dir, &["store", "backup", dest_s, "--force", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(json_out(&out)["replaced"], true);
+    let copy = SqliteStore::open(&dest, SqliteOptions::default()).expect("open copy");
+    assert_eq!(copy.count("small").expect("count"), 6);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // --force never replaces something that is not a store, nor a file.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("notes.txt"), "mine").expect("write");
+    let out = run_local(
+        &dir,
+        &["store", "backup", other.to_str().expect("utf-8"), "--force"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a lobster-vector store"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(other.join("notes.txt").exists());
+    let file = tmp.path().join("a_file");
+    std::fs::write(&file, "x").expect("write");
+    let out = run_local(
+        &dir,
+        &["store", "backup", file.to_str().expect("utf-8"), "--force"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nor a destination inside the store.
+    let inside = dir.join("nested");
+    let out = run_local(&dir, &["store", "backup", inside.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("outside the store directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!inside.exists());
+}
+
+#[test]
+fn store_commands_need_the_local_backend_and_an_existing_store() {
+    let out = run(&["store", "check"], &[("LOBSTER_VECTOR_BACKEND", "memory")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`local` store") && err.contains("backend is `memory`"),
+        "{err}"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("none");
+    let dest = tmp.path().join("bk");
+    let dest = dest.to_str().expect("utf-8");
+    for args in [
+        &["store", "check"][..],
+        &["store", "compact"],
+        &["store", "backup", dest],
+    ] {
+        let out = run_local(&missing, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("no local store at"), "{args:?}: {err}");
+        assert!(!missing.exists(), "{args:?} created the store");
+    }
+}
+
+#[test]
+fn build_is_refused_up_front_while_another_process_writes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let holder = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
+    holder.lock_for_writing().expect("lock");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../lobster-vector-core/tests/fixtures/mini_cl.obo");
+    let out = Command::new(env!("CARGO_BIN_EXE_lobster-vector"))
+        .args(["build", "--ontology", "cl", "--source"])
+        .arg(&fixture)
+        .env("LOBSTER_VECTOR_BACKEND", "local")
+        .env("LOBSTER_VECTOR_STORE_PATH", &dir)
+        .env_remove("LOBSTER_EMBEDDING_PROVIDER")
+        // No model here: the lock must be refused before the model is even looked for.
+        .env("LOBSTER_MINILM_MODEL", tmp.path().join("no-model"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("locked by another writer"), "{err}");
+    assert!(!err.contains("model"), "{err}");
+    drop(holder);
+}

@@ -124,6 +124,10 @@ fn term_entries(term: &Term) -> impl Iterator<Item = (String, &str, Metadata)> +
 /// collection and returns [`Error::Interrupted`]. Any other failure also drops
 /// the partial collection; because the artifact is written last, a crash
 /// leaves only an unfinished build that search ignores and the next build replaces.
+///
+/// Unless the build is a no-op it takes the store's write lock
+/// ([`VectorStore::lock_for_writing`]) before embedding anything, so a second
+/// writer fails with `StoreLocked` at once instead of after the embedding work.
 pub fn build_collection(
     ontology: &Ontology,
     embedder: &dyn Embedder,
@@ -166,6 +170,8 @@ pub fn build_collection(
         tracing::info!(%collection, "replacing the existing collection");
         store.drop_collection(&collection)?;
     }
+    // A second writer is refused here, before any text is embedded.
+    store.lock_for_writing()?;
 
     let entries: Vec<(String, &str, Metadata)> =
         live.iter().flat_map(|t| term_entries(t)).collect();

@@ -85,6 +85,10 @@ pub enum Error {
         variable: String,
     },
 
+    /// A write (or maintenance that writes) was attempted on a store opened read-only.
+    #[error("the store at `{path}` was opened read-only and cannot {action}; open it without the read-only option (and make sure the directory is writable)")]
+    ReadOnly { path: PathBuf, action: &'static str },
+
     /// A failure inside a storage engine, HTTP service or runtime.
     #[error("{kind} backend error")]
     Backend {

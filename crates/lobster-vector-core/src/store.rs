@@ -62,4 +62,16 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Reserves the store for writing by this handle now, before a long job
+    /// (embedding a whole ontology) produces its first write, so a second
+    /// writer is refused before any work is done. Idempotent; the reservation
+    /// lasts as long as the handle. Backends that allow concurrent writers (or
+    /// keep no cross-process state) do nothing.
+    ///
+    /// Errors: `StoreLocked` when another process is writing; `ReadOnly` when
+    /// the store was opened read-only.
+    fn lock_for_writing(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -24,6 +24,16 @@ pub(crate) const CONTEXTS: usize = 16;
 /// Version of the sidecar format.
 const META_FORMAT: u32 = 1;
 
+/// Batches smaller than this are inserted into the graph by one thread.
+const PARALLEL_MIN: usize = 2_048;
+
+/// The first entries of a graph are always inserted by one thread, so
+/// concurrent inserts start from a well-connected graph.
+const SEQUENTIAL_PREFIX: usize = 1_024;
+
+/// Neighbours a new entry asks for when checking that it reaches itself.
+const SELF_CHECK_K: usize = 10;
+
 /// Dead entries beyond which the graph is rebuilt from SQLite: more than this
 /// many and more than a quarter of all entries.
 const REBUILD_DEAD_MIN: usize = 1_024;
@@ -69,6 +79,8 @@ pub(crate) struct LiveIndex {
     /// Deleted keys still in the graph.
     pub dead: HashSet<u64>,
     pub index: Index,
+    /// Threads inserting large batches (see [`HnswParams::build_threads`]).
+    build_threads: usize,
     /// The index file `index` is a read-only view of (memory-mapped), until the
     /// first addition copies it into memory. Declared after `index`, so it is
     /// dropped after it.
@@ -120,6 +132,7 @@ impl LiveIndex {
             unsaved: 0,
             dead: HashSet::new(),
             index,
+            build_threads: params.build_threads,
             map: None,
         })
     }
@@ -229,6 +242,7 @@ impl LiveIndex {
                 m: self.index.connectivity(),
                 ef_construction: self.index.expansion_add(),
                 ef_search: self.index.expansion_search(),
+                build_threads: self.build_threads,
             };
             self.make_mutable(name, &params)?;
         }
@@ -244,16 +258,96 @@ impl LiveIndex {
             )));
         }
         self.reserve_for(name, fresh.len())?;
-        // One thread: concurrent usearch inserts leave some nodes unreachable
-        // (measured here on clustered data: vectors not finding themselves;
-        // upstream usearch issue #735), so the graph is built sequentially.
-        for (k, v) in &fresh {
-            self.index
-                .add(*k, v)
-                .map_err(|e| error::index(name, "add", e))?;
-        }
+        self.insert(name, &fresh)?;
         self.unsaved += fresh.len();
         Ok(fresh.len())
+    }
+
+    /// Inserts absent keys: the first [`SEQUENTIAL_PREFIX`] entries of the graph
+    /// and small batches by this thread, large batches by `build_threads`
+    /// threads followed by [`repair`](Self::repair).
+    fn insert(&self, name: &str, items: &[&(u64, Vec<f32>)]) -> Result<()> {
+        let add = |(k, v): &(u64, Vec<f32>)| {
+            self.index
+                .add(*k, v)
+                .map_err(|e| error::index(name, "add", e))
+        };
+        let prefix = SEQUENTIAL_PREFIX
+            .saturating_sub(self.index.size())
+            .min(items.len());
+        let (head, tail) = items.split_at(prefix);
+        head.iter().try_for_each(|item| add(item))?;
+        let threads = self.build_threads.clamp(1, CONTEXTS);
+        if threads == 1 || tail.len() < PARALLEL_MIN {
+            return tail.iter().try_for_each(|item| add(item));
+        }
+        let chunk = tail.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = tail
+                .chunks(chunk)
+                .map(|part| s.spawn(move || part.iter().try_for_each(|item| add(item))))
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| error::index(name, "add", "an insert thread panicked"))?
+            })
+        })?;
+        self.repair(name, tail).map(|_| ())
+    }
+
+    /// Concurrent usearch inserts can leave an entry stored but unreachable by
+    /// search (usearch issue #735). Every entry of `items` searches for its own
+    /// vector (in parallel); those not among the nearest [`SELF_CHECK_K`] are
+    /// removed and inserted again by this thread. Returns how many were.
+    fn repair(&self, name: &str, items: &[&(u64, Vec<f32>)]) -> Result<usize> {
+        let k = SELF_CHECK_K.min(self.index.size());
+        let threads = self.build_threads.clamp(1, CONTEXTS);
+        let chunk = items.len().div_ceil(threads).max(1);
+        let lost: Vec<&(u64, Vec<f32>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = items
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut lost = Vec::new();
+                        for item in part {
+                            let m = self
+                                .index
+                                .search(&item.1, k)
+                                .map_err(|e| error::index(name, "search", e))?;
+                            if !m.keys.contains(&item.0) {
+                                lost.push(*item);
+                            }
+                        }
+                        Ok::<_, Error>(lost)
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for w in workers {
+                all.extend(
+                    w.join()
+                        .map_err(|_| error::index(name, "search", "a check thread panicked"))??,
+                );
+            }
+            Ok::<_, Error>(all)
+        })?;
+        for (key, v) in &lost {
+            self.index
+                .remove(*key)
+                .map_err(|e| error::index(name, "remove", e))?;
+            self.index
+                .add(*key, v)
+                .map_err(|e| error::index(name, "add", e))?;
+        }
+        if !lost.is_empty() {
+            tracing::debug!(
+                collection = name,
+                reinserted = lost.len(),
+                checked = items.len(),
+                "re-inserted entries a concurrent insert left unreachable"
+            );
+        }
+        Ok(lost.len())
     }
 }
 
@@ -424,6 +518,7 @@ pub(crate) fn load(
         unsaved: 0,
         dead,
         index,
+        build_threads: params.build_threads,
         map: Some(bytes),
     })
 }

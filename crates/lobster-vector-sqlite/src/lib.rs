@@ -86,9 +86,12 @@
 //!   takes (checkpoints, backups).
 //! * Inside a process, the HNSW index of each collection sits behind an
 //!   `RwLock`: searches share it, adds and removes (which usearch must not run
-//!   while searching) take it exclusively, after the SQLite commit. Vectors are
-//!   added to the graph by one thread (concurrent usearch inserts can leave
-//!   nodes unreachable: upstream issue #735).
+//!   while searching) take it exclusively, after the SQLite commit. Small
+//!   batches are added to the graph by one thread; batches of 2,048 vectors or
+//!   more by [`HnswParams::build_threads`] threads (default 1). Concurrent usearch inserts
+//!   can leave an entry unreachable (upstream issue #735), so after each
+//!   concurrent insert every new entry searches for its own vector and those
+//!   not found are removed and inserted again by one thread.
 //! * A search asks usearch for `min(k, count)` neighbours (usearch uses
 //!   `ef = max(ef_search, k)`); collections of fewer than
 //!   [`SqliteOptions::exact_search_below`] vectors are scanned exactly instead.

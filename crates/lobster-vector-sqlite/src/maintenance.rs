@@ -286,7 +286,7 @@ impl SqliteStore {
     /// readers may go on meanwhile.
     pub fn compact(&self) -> Result<CompactReport> {
         let db = &self.paths.db;
-        let mut w = self.writer()?;
+        let mut w = self.writer("compact")?;
         let bytes_before = dir_bytes(&self.paths.dir);
         let names: Vec<String> = {
             let mut st = w

@@ -17,6 +17,14 @@ pub struct HnswParams {
     /// Size of the candidate list while searching; a search for `k` neighbours
     /// uses `max(ef_search, k)`. Default 64.
     pub ef_search: usize,
+    /// Threads that insert a large batch (2,048 vectors or more) into the graph
+    /// concurrently. Default 1. Concurrent usearch inserts can leave a few
+    /// entries unreachable (usearch issue #735), so after a concurrent insert
+    /// every new entry searches for its own vector and the ones not found are
+    /// inserted again by one thread. More threads speed up ingest on idle
+    /// cores (about 1.8x with 2), but usearch's node locks spin, so on cores
+    /// shared with other busy processes they were measured slower than one.
+    pub build_threads: usize,
 }
 
 impl Default for HnswParams {
@@ -25,6 +33,7 @@ impl Default for HnswParams {
             m: 16,
             ef_construction: 200,
             ef_search: 64,
+            build_threads: 1,
         }
     }
 }
@@ -39,7 +48,7 @@ impl Default for HnswParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// Open for reading only: the directory and database must already exist, the
-    /// write lock is never taken, writes fail with `InvalidInput`, and index
+    /// write lock is never taken, writes fail with `Error::ReadOnly`, and index
     /// files are never written (indexes rebuilt or replayed stay in memory).
     /// The directory must still be writable for SQLite's WAL shared-memory file.
     pub read_only: bool,

@@ -170,16 +170,6 @@ impl SqliteStore {
         &self.options
     }
 
-    /// Takes the cross-process write lock now instead of on the first write
-    /// (waiting up to `lock_timeout`), so a long ingest fails fast when another
-    /// process writes. The lock is held until the store is dropped.
-    ///
-    /// Errors: `StoreLocked` when another writer holds it; `InvalidInput` for a
-    /// read-only store.
-    pub fn lock_for_writing(&self) -> Result<()> {
-        self.writer().map(|_| ())
-    }
-
     /// Whether this store holds the write lock.
     pub fn holds_write_lock(&self) -> bool {
         self.writer.as_ref().is_some_and(|w| {
@@ -228,13 +218,14 @@ impl SqliteStore {
         Ok(ids.iter().filter_map(|i| found.remove(i)).collect())
     }
 
-    /// The writer, taking the cross-process lock on first use.
-    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
+    /// The writer, taking the cross-process lock on first use; `action` names
+    /// the refused operation in the `ReadOnly` error of a read-only store.
+    pub(crate) fn writer(&self, action: &'static str) -> Result<MutexGuard<'_, Writer>> {
         let Some(w) = &self.writer else {
-            return Err(Error::invalid_input(format!(
-                "the store at `{}` was opened read-only; writes are refused",
-                self.paths.dir.display()
-            )));
+            return Err(Error::ReadOnly {
+                path: self.paths.dir.clone(),
+                action,
+            });
         };
         let mut g = w.lock().unwrap_or_else(PoisonError::into_inner);
         if g.lock.is_none() {
@@ -732,6 +723,37 @@ impl SqliteStore {
     }
 }
 
+/// Deletes the rows of `ids` (unknown ids are skipped) inside the write
+/// transaction `tx` and leaves a tombstone `(collection, seq, rid)` for each,
+/// so that replay removes them from index files saved earlier. Returns the
+/// removed rows' index keys.
+fn remove_rows<'a>(
+    tx: &Connection,
+    db: &Path,
+    collection: &str,
+    seq: i64,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<Vec<u64>> {
+    let mut del = tx
+        .prepare_cached("DELETE FROM records WHERE collection = ?1 AND id = ?2 RETURNING rid")
+        .db(db)?;
+    let mut tomb = tx
+        .prepare_cached("INSERT INTO tombstones (collection, seq, rid) VALUES (?1, ?2, ?3)")
+        .db(db)?;
+    let mut removed = Vec::new();
+    for id in ids {
+        let old: Option<i64> = del
+            .query_row(params![collection, id], |r| r.get(0))
+            .optional()
+            .db(db)?;
+        if let Some(old) = old {
+            tomb.execute(params![collection, seq, old]).db(db)?;
+            removed.push(key(old)?);
+        }
+    }
+    Ok(removed)
+}
+
 fn error_index_unavailable(name: &str) -> Error {
     Error::backend(
         BACKEND,
@@ -763,7 +785,7 @@ impl VectorStore for SqliteStore {
     fn upsert(&self, collection: &str, records: &[Record]) -> Result<()> {
         validate::collection_name(collection)?;
         let db = &self.paths.db;
-        let mut w = self.writer()?;
+        let mut w = self.writer("upsert records")?;
         let committed = {
             let tx = w
                 .conn
@@ -786,19 +808,11 @@ impl VectorStore for SqliteStore {
                     seq
                 }
             };
-            let mut removed = Vec::new();
+            // Ids are unique within a validated batch, so removing every
+            // overwritten row first and then inserting is one overwrite each.
+            let removed = remove_rows(&tx, db, collection, seq, records.iter().map(|r| &*r.id))?;
             let mut added = Vec::with_capacity(records.len());
             {
-                let mut del = tx
-                    .prepare_cached(
-                        "DELETE FROM records WHERE collection = ?1 AND id = ?2 RETURNING rid",
-                    )
-                    .db(db)?;
-                let mut tomb = tx
-                    .prepare_cached(
-                        "INSERT INTO tombstones (collection, seq, rid) VALUES (?1, ?2, ?3)",
-                    )
-                    .db(db)?;
                 let mut ins = tx
                     .prepare_cached(
                         "INSERT INTO records (collection, id, document, metadata, vector, seq) \
@@ -806,14 +820,6 @@ impl VectorStore for SqliteStore {
                     )
                     .db(db)?;
                 for r in records {
-                    let old: Option<i64> = del
-                        .query_row(params![collection, r.id], |row| row.get(0))
-                        .optional()
-                        .db(db)?;
-                    if let Some(old) = old {
-                        tomb.execute(params![collection, seq, old]).db(db)?;
-                        removed.push(key(old)?);
-                    }
                     let mut v = r.vector.clone();
                     normalize(&mut v);
                     let meta = metadata_json(&format!("record {:?} metadata", r.id), &r.metadata)?;
@@ -860,7 +866,7 @@ impl VectorStore for SqliteStore {
     fn delete(&self, collection: &str, ids: &[String]) -> Result<usize> {
         validate::collection_name(collection)?;
         let db = &self.paths.db;
-        let mut w = self.writer()?;
+        let mut w = self.writer("delete records")?;
         let committed = {
             let tx = w
                 .conn
@@ -872,29 +878,7 @@ impl VectorStore for SqliteStore {
                 return Ok(0);
             }
             let seq = schema::next_seq(&tx, db)?;
-            let mut removed = Vec::new();
-            {
-                let mut del = tx
-                    .prepare_cached(
-                        "DELETE FROM records WHERE collection = ?1 AND id = ?2 RETURNING rid",
-                    )
-                    .db(db)?;
-                let mut tomb = tx
-                    .prepare_cached(
-                        "INSERT INTO tombstones (collection, seq, rid) VALUES (?1, ?2, ?3)",
-                    )
-                    .db(db)?;
-                for id in ids {
-                    let old: Option<i64> = del
-                        .query_row(params![collection, id], |r| r.get(0))
-                        .optional()
-                        .db(db)?;
-                    if let Some(old) = old {
-                        tomb.execute(params![collection, seq, old]).db(db)?;
-                        removed.push(key(old)?);
-                    }
-                }
-            }
+            let removed = remove_rows(&tx, db, collection, seq, ids.iter().map(String::as_str))?;
             if removed.is_empty() {
                 return Ok(0);
             }
@@ -950,7 +934,7 @@ impl VectorStore for SqliteStore {
     fn drop_collection(&self, collection: &str) -> Result<bool> {
         validate::collection_name(collection)?;
         let db = &self.paths.db;
-        let mut w = self.writer()?;
+        let mut w = self.writer("drop a collection")?;
         {
             let tx = w
                 .conn
@@ -1001,7 +985,7 @@ impl VectorStore for SqliteStore {
         validate::collection_name(collection)?;
         let json = metadata_json("collection metadata", &metadata)?;
         let db = &self.paths.db;
-        let mut w = self.writer()?;
+        let mut w = self.writer("set collection metadata")?;
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1019,6 +1003,16 @@ impl VectorStore for SqliteStore {
             schema::insert_collection(&tx, db, collection, seq, &json)?;
         }
         tx.commit().db(db)
+    }
+
+    /// Takes the cross-process write lock now instead of on the first write
+    /// (waiting up to `lock_timeout`), so a long ingest fails fast when another
+    /// process writes. The lock is held until the store is dropped.
+    ///
+    /// Errors: `StoreLocked` when another writer holds it; `ReadOnly` for a
+    /// read-only store.
+    fn lock_for_writing(&self) -> Result<()> {
+        self.writer("take the write lock").map(|_| ())
     }
 
     /// Every acknowledged write is already durable in SQLite; `flush` also saves

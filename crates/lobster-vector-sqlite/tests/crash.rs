@@ -98,6 +98,7 @@ fn child_options() -> SqliteOptions {
             m: 8,
             ef_construction: 40,
             ef_search: 32,
+            ..Default::default()
         },
         ..SqliteOptions::default()
     }

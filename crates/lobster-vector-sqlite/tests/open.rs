@@ -70,7 +70,7 @@ fn read_only_needs_an_existing_store_and_refuses_writes() {
         s.compact().expect_err("compact"),
     ] {
         assert!(
-            matches!(&e, Error::InvalidInput { message } if message.contains("read-only")),
+            matches!(&e, Error::ReadOnly { path, .. } if path == &empty),
             "{e:?}"
         );
     }
@@ -105,6 +105,7 @@ fn fill_options() -> SqliteOptions {
             m: 8,
             ef_construction: 32,
             ef_search: 32,
+            ..Default::default()
         },
         exact_search_below: usize::MAX,
         ..SqliteOptions::default()

@@ -23,3 +23,8 @@ pub use factory::{
 };
 pub use lobster_vector_core::*;
 pub use secret::Secret;
+
+/// The embedded persistent store (backend `local`) with its maintenance API
+/// (`check`, `compact`, `backup`), beyond the `VectorStore` trait.
+#[cfg(feature = "local")]
+pub use lobster_vector_sqlite as local;

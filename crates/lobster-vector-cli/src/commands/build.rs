@@ -50,6 +50,13 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
             (None, false) => vec![library.newest(OntologyKind::from_alias(&args.ontology)?)?],
         };
     let service = ctx.service()?;
+    // Refuse a second writer now, before the model loads and texts are embedded.
+    service.store().lock_for_writing().with_context(|| {
+        format!(
+            "cannot build into the `{}` store: another process is writing to it (or it is read-only)",
+            ctx.config.backend
+        )
+    })?;
     let embedder = service
         .embedder()
         .context("cannot load the embedding model")?;

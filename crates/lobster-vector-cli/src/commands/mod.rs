@@ -7,6 +7,7 @@ mod info;
 mod lookup;
 mod map;
 mod search;
+mod store;
 
 use std::sync::Arc;
 
@@ -75,5 +76,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lookup(args) => lookup::lookup(&ctx, args),
         Command::Neighbors(args) => lookup::neighbors(&ctx, args),
         Command::Embed(args) => embed::run(&ctx, args),
+        Command::Store(cmd) => store::run(&ctx, cmd),
     }
 }

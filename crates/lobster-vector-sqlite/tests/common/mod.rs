@@ -64,6 +64,9 @@ impl VectorStore for TempStore {
     fn flush(&self) -> Result<()> {
         self.store.flush()
     }
+    fn lock_for_writing(&self) -> Result<()> {
+        self.store.lock_for_writing()
+    }
 }
 
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
