@@ -2,7 +2,7 @@
 //! on the same vectors: bulk ingest rate, query latency p50/p99 at k=20
 //! (with documents and metadata), and recall@20 against the exact FlatStore.
 //!
-//! `LOBSTER_PGVECTOR_URL=… cargo run --release -p lobster-vector-pgvector --example bench -- [N] [DIM] [BATCH] [random|clustered]`
+//! `LOBSTER_PGVECTOR_URL=… cargo run --release -p lobster-vector-pgvector --example pgvector_bench -- [N] [DIM] [BATCH] [random|clustered]`
 //! (defaults 100000 384 5000, both data sets). On uniform random vectors
 //! only the speed figures mean anything (every HNSW's recall collapses there);
 //! the clustered set (64 centres, noise ≈ 0.6) is closer to real embeddings.
