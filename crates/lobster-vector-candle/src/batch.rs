@@ -77,3 +77,20 @@ pub(crate) fn run_sorted<T: Send>(
         })
         .collect()
 }
+
+/// A dedicated rayon pool of `threads` workers named `{name}-{i}`, or `None`
+/// to run in the caller's pool.
+pub(crate) fn thread_pool(
+    threads: Option<usize>,
+    name: &'static str,
+) -> Result<Option<rayon::ThreadPool>> {
+    threads
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(move |i| format!("{name}-{i}"))
+                .build()
+                .map_err(|e| lobster_vector_core::Error::backend("rayon", e))
+        })
+        .transpose()
+}

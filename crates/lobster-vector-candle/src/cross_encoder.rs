@@ -8,7 +8,7 @@ use lobster_vector_core::{Error, Reranker, Result};
 use serde::Deserialize;
 use tokenizers::{EncodeInput, Encoding, Tokenizer};
 
-use crate::batch::{pack, run_sorted, Packed};
+use crate::batch::{pack, run_sorted, thread_pool, Packed};
 use crate::matmul::PackedLinear;
 use crate::model::{
     encoder_prefix, load_linear, load_tokenizer, open_weights, read_json, Bert, BertConfig,
@@ -139,16 +139,7 @@ impl CrossEncoder {
         };
         let pooler = load_linear(&root, &pooler_prefix, h, h, &files.weights)?;
         let classifier = load_linear(&root, "classifier", labels, h, &files.weights)?;
-        let pool = match options.threads {
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("lobster-rerank-{i}"))
-                    .build()
-                    .map_err(|e| Error::backend("rayon", e))?,
-            ),
-            None => None,
-        };
+        let pool = thread_pool(options.threads, "lobster-rerank")?;
         Ok(Self {
             model,
             pooler,

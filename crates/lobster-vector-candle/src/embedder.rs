@@ -8,7 +8,7 @@ use lobster_vector_core::{Embedder, Error, Result};
 use serde::Deserialize;
 use tokenizers::{Encoding, Tokenizer};
 
-use crate::batch::{pack, run_sorted, Packed};
+use crate::batch::{pack, run_sorted, thread_pool, Packed};
 use crate::model::{load_tokenizer, model_error, read_json, Bert, BertConfig, ModelFiles};
 use crate::resolve::{provider_info, resolve_model_dir};
 
@@ -364,16 +364,7 @@ impl BertEmbedder {
 
         let model = Bert::load(&weights_path, &cfg, &config_path)?;
 
-        let pool = match options.threads {
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("lobster-bert-{i}"))
-                    .build()
-                    .map_err(|e| Error::backend("rayon", e))?,
-            ),
-            None => None,
-        };
+        let pool = thread_pool(options.threads, "lobster-bert")?;
 
         Ok(Self {
             model,

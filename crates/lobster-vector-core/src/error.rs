@@ -103,6 +103,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// This error and its causes on one line, joined by `: `.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::InvalidInput {

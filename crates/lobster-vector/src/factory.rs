@@ -214,51 +214,63 @@ pub fn model_sources(config: &Config) -> Vec<(&'static str, Result<String>)> {
             Err(missing(name.into(), "rebuild with `--features candle`")),
         )
     };
-    let key_note = |key: &Option<crate::Secret>, variable: &str| match key {
-        Some(_) => "key set".to_string(),
-        None => format!("{variable} not set"),
+    // `{base}/{path}, model {model} (key set | VARIABLE not set)`
+    let api = |available: Availability,
+               base: &str,
+               path: &str,
+               model: &str,
+               key: &Option<crate::Secret>,
+               variable: &str,
+               name: &str| match available {
+        Availability::Missing(hint) => Err(missing(name.into(), &hint)),
+        Availability::Available => Ok(format!(
+            "{}/{path}, model {model} ({})",
+            base.trim_end_matches('/'),
+            match key {
+                Some(_) => "key set".to_string(),
+                None => format!("{variable} not set"),
+            }
+        )),
     };
     vec![
         local("minilm", config.minilm_model.as_deref()),
         local("sapbert", config.sapbert_model.as_deref()),
         (
             "openai",
-            match provider_availability(EmbeddingProvider::Openai) {
-                Availability::Missing(hint) => Err(missing("openai".into(), &hint)),
-                Availability::Available => Ok(format!(
-                    "{}/embeddings, model {} ({})",
-                    config
-                        .openai_base_url
-                        .as_deref()
-                        .unwrap_or(crate::config::OPENAI_DEFAULT_BASE_URL)
-                        .trim_end_matches('/'),
-                    config
-                        .openai_model
-                        .as_deref()
-                        .unwrap_or(crate::config::OPENAI_DEFAULT_MODEL),
-                    key_note(&config.openai_api_key, "OPENAI_API_KEY")
-                )),
-            },
+            api(
+                provider_availability(EmbeddingProvider::Openai),
+                config
+                    .openai_base_url
+                    .as_deref()
+                    .unwrap_or(crate::config::OPENAI_DEFAULT_BASE_URL),
+                "embeddings",
+                config
+                    .openai_model
+                    .as_deref()
+                    .unwrap_or(crate::config::OPENAI_DEFAULT_MODEL),
+                &config.openai_api_key,
+                "OPENAI_API_KEY",
+                "openai",
+            ),
         ),
         local("cross_encoder", config.cross_encoder_model.as_deref()),
         (
             "cohere",
-            match reranker_availability(RerankerKind::Cohere) {
-                Availability::Missing(hint) => Err(missing("cohere".into(), &hint)),
-                Availability::Available => Ok(format!(
-                    "{}/v2/rerank, model {} ({})",
-                    config
-                        .cohere_base_url
-                        .as_deref()
-                        .unwrap_or(crate::config::COHERE_DEFAULT_BASE_URL)
-                        .trim_end_matches('/'),
-                    config
-                        .cohere_rerank_model
-                        .as_deref()
-                        .unwrap_or(crate::config::COHERE_DEFAULT_MODEL),
-                    key_note(&config.cohere_api_key, "COHERE_API_KEY")
-                )),
-            },
+            api(
+                reranker_availability(RerankerKind::Cohere),
+                config
+                    .cohere_base_url
+                    .as_deref()
+                    .unwrap_or(crate::config::COHERE_DEFAULT_BASE_URL),
+                "v2/rerank",
+                config
+                    .cohere_rerank_model
+                    .as_deref()
+                    .unwrap_or(crate::config::COHERE_DEFAULT_MODEL),
+                &config.cohere_api_key,
+                "COHERE_API_KEY",
+                "cohere",
+            ),
         ),
     ]
 }

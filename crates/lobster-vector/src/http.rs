@@ -134,7 +134,7 @@ impl ApiClient {
                         service = self.service,
                         retry = retry + 1,
                         wait_ms = wait.as_millis() as u64,
-                        error = %error_chain(&error),
+                        error = %error.chain(),
                         "request failed; retrying"
                     );
                     std::thread::sleep(wait);
@@ -259,17 +259,6 @@ fn excerpt(body: &str) -> String {
     } else {
         one_line
     }
-}
-
-fn error_chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Joins a base URL and a path with exactly one slash.

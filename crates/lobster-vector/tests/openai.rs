@@ -321,12 +321,5 @@ fn probe_learns_the_dimension_of_an_unknown_model() {
 }
 
 fn chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    e.chain()
 }

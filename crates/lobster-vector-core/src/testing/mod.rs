@@ -2,6 +2,7 @@
 //! deterministic doubles for unit tests of code that takes an embedder.
 
 pub mod conformance;
+pub mod data;
 mod hashing_embedder;
 
 pub use hashing_embedder::HashingEmbedder;
