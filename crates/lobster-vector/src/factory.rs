@@ -41,7 +41,10 @@ pub fn backend_availability(backend: Backend) -> Availability {
         Backend::Local => Availability::Missing("rebuild with `--features local`".into()),
         Backend::Pgvector => Availability::Missing("the pgvector backend is not built yet".into()),
         Backend::Faiss => Availability::Missing("rebuild with `--features faiss`".into()),
-        Backend::Chromadb => Availability::Missing("the ChromaDB client is not built yet".into()),
+        #[cfg(feature = "chroma")]
+        Backend::Chromadb => Availability::Available,
+        #[cfg(not(feature = "chroma"))]
+        Backend::Chromadb => Availability::Missing("rebuild with `--features chroma`".into()),
     }
 }
 
@@ -91,6 +94,24 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
                 &config.store_path,
                 SqliteOptions::default(),
             )?))
+        }
+        #[cfg(feature = "chroma")]
+        Backend::Chromadb => {
+            use crate::chroma::{ChromaOptions, ChromaStore};
+            let token_header = config
+                .chroma_token_header
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default();
+            Ok(Arc::new(ChromaStore::open(ChromaOptions {
+                url: config.chroma_url.clone(),
+                tenant: config.chroma_tenant.clone(),
+                database: config.chroma_database.clone(),
+                token: config.chroma_token.clone(),
+                token_header,
+                ..ChromaOptions::default()
+            })?))
         }
         other => match backend_availability(other) {
             Availability::Available => unreachable!("every available backend is matched above"),
