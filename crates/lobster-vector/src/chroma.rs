@@ -10,8 +10,9 @@
 //! - Collections are created with `configuration.hnsw.space = "cosine"`, so the
 //!   distances Chroma returns are already `1 - cos(q, v)`. A collection made
 //!   elsewhere in another space (`l2`, `ip`) is refused for search and upsert
-//!   with [`Error::CollectionUnavailable`]; it can still be read
-//!   ([`ChromaStore::get_page`]), which is what importing needs.
+//!   with [`Error::CollectionUnavailable`]; it can still be read with
+//!   [`VectorStore::read_page`] (Chroma `get` with offset and limit, in the
+//!   server's storage order), which is what importing needs.
 //! - Writes larger than the server's batch limit are split into several
 //!   requests. Each request is all-or-nothing on the server, but a failure in
 //!   a later request leaves the earlier ones applied; everything is validated
@@ -36,6 +37,8 @@
 //!   the single collection metadata key [`COLLECTION_METADATA_KEY`]. For a
 //!   collection made by another client, `collection_info` returns Chroma's
 //!   flat collection metadata as it is (decoded as record metadata is).
+//! - `flush` does nothing: the server commits a request to its log before it
+//!   answers (SQLite under `chroma run`); durability beyond that is the server's.
 //! - Deletes count what existed: Chroma's own `deleted` figure counts the ids
 //!   sent, so the store first reads which ids exist.
 
@@ -152,12 +155,6 @@ struct Handle {
     dimension: Option<usize>,
     /// The collection's vector space (`cosine`, `l2`, `ip`).
     space: String,
-}
-
-/// One page of a collection read in insertion order (see [`ChromaStore::get_page`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub records: Vec<Record>,
 }
 
 /// A Chroma server as a [`VectorStore`].
@@ -523,10 +520,10 @@ impl ChromaStore {
         Ok(out)
     }
 
-    /// Reads up to `limit` records starting at `offset`, in the server's
-    /// storage order, with their vectors, documents and decoded metadata. Works
-    /// on collections of any space; used to import a collection page by page.
-    pub fn get_page(&self, collection: &str, offset: usize, limit: usize) -> Result<Page> {
+    /// Reads up to `limit` (at most the batch limit) records starting at
+    /// `offset`, in the server's storage order, with their vectors, documents
+    /// and decoded metadata. Works on collections of any space.
+    fn page(&self, collection: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
         validate::collection_name(collection)?;
         let limit = limit.clamp(1, self.max_batch);
         self.with_collection(collection, |h| {
@@ -564,7 +561,7 @@ impl ChromaStore {
                         .unwrap_or_default(),
                 });
             }
-            Ok(Page { records })
+            Ok(records)
         })
     }
 }
@@ -699,7 +696,14 @@ impl VectorStore for ChromaStore {
             self.create(collection)?;
         }
         for chunk in records.chunks(self.max_batch) {
-            self.with_collection(collection, |h| self.upsert_chunk(h, chunk))?;
+            match self.with_collection(collection, |h| self.upsert_chunk(h, chunk)) {
+                // Dropped by another client since we looked: write creates it again.
+                Err(Error::CollectionNotFound { .. }) => {
+                    self.create(collection)?;
+                    self.with_collection(collection, |h| self.upsert_chunk(h, chunk))?;
+                }
+                other => other?,
+            }
         }
         if let (Some(first), Some(h)) = (records.first(), self.handles().get_mut(collection)) {
             h.dimension.get_or_insert(first.vector.len());
@@ -832,6 +836,10 @@ impl VectorStore for ChromaStore {
             count,
             metadata: decode_collection_metadata(&json),
         })
+    }
+
+    fn read_page(&self, collection: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
+        self.page(collection, offset, limit)
     }
 
     fn set_collection_metadata(&self, collection: &str, metadata: Metadata) -> Result<()> {

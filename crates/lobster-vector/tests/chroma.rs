@@ -206,8 +206,8 @@ fn ids_documents_and_metadata_are_stored_verbatim() {
         assert_eq!(h.document, r.document);
         assert_eq!(h.metadata, meta, "metadata of {:?}", r.id);
     }
-    let page = store.get_page(&c, 0, 100).expect("page");
-    let got: HashSet<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+    let page = store.read_page(&c, 0, 100).expect("page");
+    let got: HashSet<&str> = page.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(got, odd.iter().copied().collect());
     let gone: Vec<String> = odd[..5].iter().map(|s| s.to_string()).collect();
     assert_eq!(store.delete(&c, &gone).expect("delete"), 5);
@@ -305,8 +305,8 @@ fn a_non_cosine_collection_is_refused_for_search_but_readable() {
         matches!(&e, Error::CollectionUnavailable { reason, .. } if reason.contains("l2")),
         "{e:?}"
     );
-    let page = store.get_page(&c, 0, 10).expect("page");
-    assert_eq!(page.records[0].vector, vec![1.0, 2.0]);
+    let page = store.read_page(&c, 0, 10).expect("page");
+    assert_eq!(page[0].vector, vec![1.0, 2.0]);
     store.drop_collection(&c).expect("drop");
 }
 
@@ -456,12 +456,12 @@ fn server_restart_during_ingest_loses_and_duplicates_nothing() {
     let mut seen = HashSet::new();
     let mut offset = 0;
     loop {
-        let page = store.get_page(c, offset, 1000).expect("page");
-        if page.records.is_empty() {
+        let page = store.read_page(c, offset, 1000).expect("page");
+        if page.is_empty() {
             break;
         }
-        offset += page.records.len();
-        for r in page.records {
+        offset += page.len();
+        for r in page {
             assert!(seen.insert(r.id.clone()), "duplicate id {}", r.id);
         }
     }
@@ -576,4 +576,104 @@ fn the_bearer_token_is_sent_by_default() {
         .iter()
         .all(|r| r.header("authorization") == Some("Bearer tok")));
     assert_eq!(COLLECTION_METADATA_KEY, "lobster_vector:metadata");
+}
+
+/// The whole service on Chroma with the real MiniLM model and Cell Ontology
+/// (`scripts/setup.sh`): build, recall against FlatStore on real embeddings of
+/// ontology texts, and a known answer.
+#[cfg(feature = "candle")]
+#[test]
+fn real_minilm_cell_ontology_on_chroma() {
+    use lobster_vector::build::{build_collection, BuildOptions, NoProgress};
+    use lobster_vector::ontology::{OntologyKind, OntologyLibrary};
+    use lobster_vector::{open_embedder, Config, Overrides, SearchService};
+
+    let Some(store) = store() else { return };
+    let config = Config::resolve(&Overrides::default()).expect("config");
+    let embedder = match open_embedder(&config) {
+        Ok(e) => e,
+        Err(e) => {
+            let _: Option<()> = service_unavailable(&format!("the MiniLM model ({e})"));
+            return;
+        }
+    };
+    let library = Arc::new(OntologyLibrary::new(vec![config
+        .assets_dir
+        .join("ontologies")]));
+    let cl = match library.newest(OntologyKind::CellOntology) {
+        Ok(o) => o,
+        Err(e) => {
+            let _: Option<()> = service_unavailable(&format!("the CL source ({e})"));
+            return;
+        }
+    };
+    let store: Arc<dyn VectorStore> = Arc::new(store);
+    let t = Instant::now();
+    let report = build_collection(
+        &cl,
+        embedder.as_ref(),
+        store.as_ref(),
+        &BuildOptions {
+            force: true,
+            ..BuildOptions::default()
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("build on chroma");
+    eprintln!(
+        "chroma: built {} ({} entries) in {:.1} s incl. embedding",
+        report.collection,
+        report.entries,
+        t.elapsed().as_secs_f64()
+    );
+    let c = report.collection.clone();
+    assert_eq!(store.count(&c).expect("count"), report.entries);
+
+    // Every record back, page by page, into the exact reference.
+    let flat = FlatStore::new();
+    let mut offset = 0;
+    loop {
+        let page = store.read_page(&c, offset, 1000).expect("page");
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len();
+        flat.upsert(&c, &page).expect("flat");
+    }
+    assert_eq!(offset, report.entries);
+
+    // Queries: term definitions (free text that is not in the collection).
+    let defs: Vec<&str> = cl
+        .live_terms()
+        .filter_map(|t| t.definition.as_deref())
+        .step_by(7)
+        .take(300)
+        .collect();
+    let queries = embedder.embed_documents(&defs).expect("embed");
+    let (mut hit, mut total) = (0, 0);
+    for q in &queries {
+        let want: Vec<String> = flat
+            .search(&c, q, 10)
+            .expect("flat")
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let got = store.search(&c, q, 10).expect("search");
+        hit += got.iter().filter(|h| want.contains(&h.id)).count();
+        total += want.len();
+    }
+    let recall = hit as f64 / total as f64;
+    eprintln!(
+        "chroma: recall@10 = {recall:.4} on real MiniLM embeddings of CL ({} queries)",
+        queries.len()
+    );
+    assert!(recall >= 0.98, "recall@10 {recall}");
+
+    let service = SearchService::new(store.clone(), embedder).with_ontologies(Some(library));
+    let m = service
+        .match_ontology("CD8+ T cells", "cell_type", 3)
+        .expect("match on chroma");
+    assert!(m.iter().any(|x| x.ontology_id == "CL:0000625"), "{m:?}");
+    store.drop_collection(&c).expect("drop");
 }

@@ -3,6 +3,7 @@
 mod build;
 mod collections;
 mod embed;
+mod import;
 mod info;
 mod lookup;
 mod map;
@@ -75,5 +76,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lookup(args) => lookup::lookup(&ctx, args),
         Command::Neighbors(args) => lookup::neighbors(&ctx, args),
         Command::Embed(args) => embed::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, args),
     }
 }
