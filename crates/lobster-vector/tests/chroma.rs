@@ -145,6 +145,37 @@ fn recall_at_10_against_flat_store_on_clustered_data() {
         median(chroma_ms),
         median(flat_ms)
     );
+    #[cfg(feature = "local")]
+    {
+        // The same figures for the embedded `local` store, in the same run.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = lobster_vector::Config {
+            backend: lobster_vector::Backend::Local,
+            store_path: dir.path().to_path_buf(),
+            ..lobster_vector::Config::resolve(&lobster_vector::Overrides::default())
+                .expect("config")
+        };
+        let local = lobster_vector::open_store(&config).expect("open local");
+        let t = Instant::now();
+        for chunk in recs.chunks(2_000) {
+            local.upsert(&c, chunk).expect("upsert");
+        }
+        local.flush().expect("flush");
+        let local_ingest = t.elapsed().as_secs_f64();
+        let local_ms: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let t = Instant::now();
+                local.search(&c, q, 20).expect("search");
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        eprintln!(
+            "local: ingest {:.0} vectors/s; query p50 at k=20: {:.2} ms",
+            n as f64 / local_ingest,
+            median(local_ms)
+        );
+    }
     store.drop_collection(&c).expect("drop");
     assert!(recall >= 0.98, "recall@10 {recall}");
 }
