@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Map biomedical free text to MONDO, UBERON and Cell Ontology concepts by semantic vector search",
     long_about = None,
-    after_help = "Examples:\n  lobster-vector build --ontology all\n  lobster-vector search \"heart attack\" --ontology disease\n  lobster-vector search \"CD8+ T cells\" --ontology cell_type -k 3 --json\n  lobster-vector info\n  lobster-vector store check"
+    after_help = "Examples:\n  lobster-vector build --ontology all\n  lobster-vector search \"heart attack\" --ontology disease\n  lobster-vector search \"CD8+ T cells\" --ontology cell_type -k 3 --json\n  lobster-vector import --from chromadb --collection NAME --to local\n  lobster-vector info\n  lobster-vector store check"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -78,6 +78,9 @@ pub enum Command {
     /// Maintain the local store: check, compact, back up (backend `local` only)
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Copy a collection from one backend to another, e.g. a Chroma directory
+    /// served by `chroma run --path DIR` into the local store
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +113,36 @@ pub struct StoreBackupArgs {
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
     /// Replace DEST if it already holds a lobster-vector store
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Backend to read from: chromadb (the source must be able to list its records)
+    #[arg(long, value_name = "NAME")]
+    pub from: String,
+    /// Backend to write to [default: the configured backend]
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// The collection to copy
+    #[arg(long, short = 'c', value_name = "NAME")]
+    pub collection: String,
+    /// Name of the copy [default: the same name]
+    #[arg(long = "as", value_name = "NAME")]
+    pub target: Option<String>,
+    /// For a source without lobster-vector artifact metadata: the provider
+    /// whose model made its vectors (minilm, sapbert, openai). Required then,
+    /// since querying with another model would give wrong neighbours silently.
+    #[arg(long, value_name = "NAME")]
+    pub embedding_provider: Option<String>,
+    /// Records read and written per page
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Replace the target collection if it exists
     #[arg(long)]
     pub force: bool,
     /// Print a JSON report instead of text

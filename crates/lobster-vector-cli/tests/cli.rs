@@ -40,6 +40,7 @@ fn info_shows_the_resolved_backend_and_masks_secrets() {
             ("LOBSTER_VECTOR_BACKEND", "memory"),
             ("LOBSTER_PGVECTOR_URL", "postgres://u:hunter2@h/db"),
             ("OPENAI_API_KEY", "sk-secret"),
+            ("LOBSTER_CHROMA_TOKEN", "chroma-secret"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -47,9 +48,10 @@ fn info_shows_the_resolved_backend_and_masks_secrets() {
     assert_eq!(v["configuration"]["backend"], "memory");
     assert_eq!(v["configuration"]["pgvector_url"], "postgres://u:***@h/db");
     assert_eq!(v["backends"]["memory"], "available");
+    assert_eq!(v["configuration"]["chroma_token"], "***");
     let all = text(&out.stdout);
     assert!(
-        !all.contains("hunter2") && !all.contains("sk-secret"),
+        !all.contains("hunter2") && !all.contains("sk-secret") && !all.contains("chroma-secret"),
         "{all}"
     );
 }

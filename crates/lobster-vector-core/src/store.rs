@@ -1,6 +1,6 @@
 //! The one trait every vector backend implements.
 
-use crate::{CollectionInfo, Hit, Metadata, Record, Result};
+use crate::{CollectionInfo, Error, Hit, Metadata, Record, Result};
 
 /// A store of named collections of vectors, searched by cosine distance.
 ///
@@ -57,6 +57,22 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
 
     /// Replaces the collection-level metadata (creating an empty collection if needed).
     fn set_collection_metadata(&self, collection: &str, metadata: Metadata) -> Result<()>;
+
+    /// Up to `limit` records of the collection from position `offset`, with
+    /// their vectors, documents and metadata, in an order that stays the same
+    /// while the collection is not written to; an empty page ends it. For
+    /// copying a collection page by page (`lobster-vector import`). Backends
+    /// that cannot list their records answer `NotAvailable` (the default).
+    fn read_page(&self, collection: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
+        let _ = (offset, limit);
+        Err(Error::NotAvailable {
+            what: format!(
+                "reading the records of `{collection}` from the `{}` backend",
+                self.backend_name()
+            ),
+            hint: "import from a backend that can list its records (chromadb)".into(),
+        })
+    }
 
     /// Makes every acknowledged write durable. In-memory stores do nothing.
     fn flush(&self) -> Result<()> {

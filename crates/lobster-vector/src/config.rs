@@ -123,6 +123,14 @@ pub struct Config {
     pub reranker: RerankerKind,
     pub pgvector_url: Option<Secret>,
     pub chroma_url: String,
+    /// Chroma tenant (`LOBSTER_CHROMA_TENANT`, default `default_tenant`).
+    pub chroma_tenant: String,
+    /// Chroma database (`LOBSTER_CHROMA_DATABASE`, default `default_database`).
+    pub chroma_database: String,
+    /// Chroma auth token (`LOBSTER_CHROMA_TOKEN`), sent as the header chosen by
+    /// `LOBSTER_CHROMA_TOKEN_HEADER`: `authorization` (bearer, default) or `x-chroma-token`.
+    pub chroma_token: Option<Secret>,
+    pub chroma_token_header: Option<String>,
     pub minilm_model: Option<PathBuf>,
     pub sapbert_model: Option<PathBuf>,
     pub cross_encoder_model: Option<PathBuf>,
@@ -199,6 +207,11 @@ impl Config {
                 .or_else(|| env("DATABASE_URL"))
                 .map(Secret::new),
             chroma_url: env("LOBSTER_CHROMA_URL").unwrap_or_else(|| "http://127.0.0.1:8000".into()),
+            chroma_tenant: env("LOBSTER_CHROMA_TENANT").unwrap_or_else(|| "default_tenant".into()),
+            chroma_database: env("LOBSTER_CHROMA_DATABASE")
+                .unwrap_or_else(|| "default_database".into()),
+            chroma_token: env("LOBSTER_CHROMA_TOKEN").map(Secret::new),
+            chroma_token_header: env("LOBSTER_CHROMA_TOKEN_HEADER"),
             minilm_model: path("LOBSTER_MINILM_MODEL"),
             sapbert_model: path("LOBSTER_SAPBERT_MODEL"),
             cross_encoder_model: path("LOBSTER_CROSS_ENCODER_MODEL"),

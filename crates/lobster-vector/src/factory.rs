@@ -44,7 +44,10 @@ pub fn backend_availability(backend: Backend) -> Availability {
         #[cfg(not(feature = "pgvector"))]
         Backend::Pgvector => Availability::Missing("rebuild with `--features pgvector`".into()),
         Backend::Faiss => Availability::Missing("rebuild with `--features faiss`".into()),
-        Backend::Chromadb => Availability::Missing("the ChromaDB client is not built yet".into()),
+        #[cfg(feature = "chroma")]
+        Backend::Chromadb => Availability::Available,
+        #[cfg(not(feature = "chroma"))]
+        Backend::Chromadb => Availability::Missing("rebuild with `--features chroma`".into()),
     }
 }
 
@@ -114,6 +117,24 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
                 url.expose(),
                 PgOptions::default(),
             )?))
+        }
+        #[cfg(feature = "chroma")]
+        Backend::Chromadb => {
+            use crate::chroma::{ChromaOptions, ChromaStore};
+            let token_header = config
+                .chroma_token_header
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default();
+            Ok(Arc::new(ChromaStore::open(ChromaOptions {
+                url: config.chroma_url.clone(),
+                tenant: config.chroma_tenant.clone(),
+                database: config.chroma_database.clone(),
+                token: config.chroma_token.clone(),
+                token_header,
+                ..ChromaOptions::default()
+            })?))
         }
         other => match backend_availability(other) {
             Availability::Available => unreachable!("every available backend is matched above"),

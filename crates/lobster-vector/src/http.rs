@@ -1,10 +1,14 @@
-//! The one HTTP client behind the API adapters (OpenAI embeddings, Cohere rerank).
+//! The one HTTP client behind the API adapters (OpenAI embeddings, Cohere
+//! rerank, the Chroma store).
 //!
-//! Contract: JSON in, JSON out; connect and read timeouts; 429, 5xx and
-//! connection failures are retried with exponential backoff and full jitter,
-//! honouring `Retry-After`; 401/403 become [`Error::Unauthorized`] naming the
-//! variable that holds the key; any other failure carries the status and an
-//! excerpt of the body. Requests sent through it must be idempotent.
+//! Contract: GET, POST, PUT or DELETE with an optional JSON body (on any
+//! method), JSON out; connect and read timeouts; 429, 5xx and connection
+//! failures are retried with exponential backoff and full jitter, honouring
+//! `Retry-After`; 401/403 become [`Error::Unauthorized`] naming the variable
+//! that holds the key; any other failure is an [`Error::Backend`] whose source
+//! is an [`HttpError`] carrying the status and an excerpt of the body (read it
+//! back with [`http_status`]). Requests sent through it must be idempotent:
+//! a request whose response was lost is sent again.
 
 use std::time::Duration;
 
@@ -72,6 +76,38 @@ pub enum HttpError {
     Malformed { url: String, message: String },
 }
 
+/// An HTTP method [`ApiClient::send_json`] can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+/// How a request presents its secret.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// No credentials.
+    None,
+    /// `Authorization: Bearer <secret>`.
+    Bearer(&'a Secret),
+    /// The secret as the whole value of the named header (e.g. `x-chroma-token`).
+    Header(&'static str, &'a Secret),
+}
+
+/// The HTTP status of a request that failed with one (an [`Error::Backend`]
+/// whose source is [`HttpError::Status`]); `None` for any other error.
+pub fn http_status(error: &Error) -> Option<u16> {
+    match error {
+        Error::Backend { source, .. } => match source.downcast_ref::<HttpError>() {
+            Some(HttpError::Status { status, .. }) => Some(*status),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A JSON-over-HTTP client for one service.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -120,9 +156,23 @@ impl ApiClient {
     /// POSTs `body` to `url` (with `Authorization: Bearer key` when a key is
     /// given) and returns the parsed JSON response, retrying as the module says.
     pub fn post_json(&self, url: &str, key: Option<&Secret>, body: &Value) -> Result<Value> {
+        let auth = key.map_or(Auth::None, Auth::Bearer);
+        self.send_json(Method::Post, url, auth, Some(body))
+    }
+
+    /// Sends `method` to `url` with `auth` and, when given, `body` as JSON, and
+    /// returns the parsed JSON response, retrying as the module says. An empty
+    /// successful body reads as `null`.
+    pub fn send_json(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+    ) -> Result<Value> {
         let mut retry = 0u32;
         loop {
-            match self.attempt(url, key, body) {
+            match self.attempt(method, url, auth, body) {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, after } => {
@@ -132,6 +182,7 @@ impl ApiClient {
                     let wait = after.unwrap_or_else(|| self.backoff(retry));
                     tracing::warn!(
                         service = self.service,
+                        method = ?method,
                         retry = retry + 1,
                         wait_ms = wait.as_millis() as u64,
                         error = %error.chain(),
@@ -154,12 +205,32 @@ impl ApiClient {
         cap.mul_f64(rand::rng().random_range(0.0..=1.0))
     }
 
-    fn attempt(&self, url: &str, key: Option<&Secret>, body: &Value) -> Attempt {
-        let mut request = self.agent.post(url).header("Accept", "application/json");
-        if let Some(key) = key {
-            request = request.header("Authorization", format!("Bearer {}", key.expose()));
+    fn attempt(&self, method: Method, url: &str, auth: Auth<'_>, body: Option<&Value>) -> Attempt {
+        fn headers<B>(request: ureq::RequestBuilder<B>, auth: Auth<'_>) -> ureq::RequestBuilder<B> {
+            let request = request.header("Accept", "application/json");
+            match auth {
+                Auth::None => request,
+                Auth::Bearer(key) => {
+                    request.header("Authorization", format!("Bearer {}", key.expose()))
+                }
+                Auth::Header(name, key) => request.header(name, key.expose()),
+            }
         }
-        let mut response = match request.send_json(body) {
+        let sent = match (method, body) {
+            (Method::Get, None) => headers(self.agent.get(url), auth).call(),
+            (Method::Get, Some(b)) => headers(self.agent.get(url), auth)
+                .force_send_body()
+                .send_json(b),
+            (Method::Delete, None) => headers(self.agent.delete(url), auth).call(),
+            (Method::Delete, Some(b)) => headers(self.agent.delete(url), auth)
+                .force_send_body()
+                .send_json(b),
+            (Method::Post, None) => headers(self.agent.post(url), auth).send_empty(),
+            (Method::Post, Some(b)) => headers(self.agent.post(url), auth).send_json(b),
+            (Method::Put, None) => headers(self.agent.put(url), auth).send_empty(),
+            (Method::Put, Some(b)) => headers(self.agent.put(url), auth).send_json(b),
+        };
+        let mut response = match sent {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Retry {
@@ -192,6 +263,7 @@ impl ApiClient {
             }
         };
         match status {
+            200..=299 if text.trim().is_empty() => Attempt::Done(Value::Null),
             200..=299 => match serde_json::from_str(&text) {
                 Ok(v) => Attempt::Done(v),
                 Err(e) => Attempt::Fail(

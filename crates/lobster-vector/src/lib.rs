@@ -6,11 +6,13 @@
 //! resolution ([`Config`]) and factories ([`open_store`], [`open_embedder`],
 //! [`open_reranker`]).
 
+#[cfg(feature = "chroma")]
+pub mod chroma;
 #[cfg(feature = "cohere")]
 pub mod cohere;
 pub mod config;
 mod factory;
-#[cfg(any(feature = "openai", feature = "cohere"))]
+#[cfg(any(feature = "openai", feature = "cohere", feature = "chroma"))]
 pub mod http;
 #[cfg(feature = "openai")]
 pub mod openai;

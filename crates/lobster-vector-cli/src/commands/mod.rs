@@ -3,6 +3,7 @@
 mod build;
 mod collections;
 mod embed;
+mod import;
 mod info;
 mod lookup;
 mod map;
@@ -77,5 +78,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neighbors(args) => lookup::neighbors(&ctx, args),
         Command::Embed(args) => embed::run(&ctx, args),
         Command::Store(cmd) => store::run(&ctx, cmd),
+        Command::Import(args) => import::run(&ctx, args),
     }
 }

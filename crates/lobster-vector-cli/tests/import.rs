@@ -1,0 +1,305 @@
+//! `lobster-vector import --from chromadb --to local` on a Chroma directory
+//! built by the Python `chromadb` client (as the predecessor's prebuilt
+//! stores were) with real MiniLM vectors of Cell Ontology texts, served by
+//! `chroma run` from `scripts/chroma-test-server.sh`.
+//!
+//! Needs the Chroma test harness (LOBSTER_CHROMA_URL set by the script; the
+//! test starts a private server on its own data directory) and the real
+//! assets; skips without them, fails when LOBSTER_TEST_REQUIRE_SERVICES=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lobster_vector::chroma::{ChromaOptions, ChromaStore};
+use lobster_vector::ontology::{OntologyKind, OntologyLibrary};
+use lobster_vector::{Artifact, Backend, Config, Metadata, Overrides, VectorStore};
+use serde_json::json;
+
+const COLLECTION: &str = "predecessor_cl";
+
+fn unavailable(what: &str) -> Option<()> {
+    if std::env::var("LOBSTER_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true") {
+        panic!("{what} is unavailable but LOBSTER_TEST_REQUIRE_SERVICES=1");
+    }
+    eprintln!("skipping: {what} is unavailable");
+    None
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chroma-test-server.sh")
+}
+
+fn run_script(state: &Path, command: &str) -> String {
+    let out = Command::new("bash")
+        .arg(script())
+        .arg(command)
+        .env("LOBSTER_CHROMA_STATE", state)
+        .output()
+        .expect("run the chroma test-server script");
+    assert!(
+        out.status.success(),
+        "chroma-test-server.sh {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Stops the private server when the test ends, however it ends.
+struct Server<'a>(&'a Path);
+
+impl Drop for Server<'_> {
+    fn drop(&mut self) {
+        run_script(self.0, "stop");
+    }
+}
+
+fn cli(args: &[&str], chroma_url: &str, store: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lobster-vector"))
+        .args(args)
+        .env_remove("LOBSTER_VECTOR_BACKEND")
+        .env_remove("LOBSTER_EMBEDDING_PROVIDER")
+        .env("LOBSTER_VECTOR_STORE_PATH", store)
+        .env("LOBSTER_CHROMA_URL", chroma_url)
+        .output()
+        .expect("run lobster-vector")
+}
+
+/// Every record of a collection, by searching with k = its size.
+fn all_records(
+    store: &dyn VectorStore,
+    c: &str,
+    probe: &[f32],
+) -> Vec<(String, Option<String>, Metadata)> {
+    let n = store.count(c).expect("count");
+    let mut rows: Vec<_> = store
+        .search(c, probe, n)
+        .expect("search")
+        .into_iter()
+        .map(|h| (h.id, h.document, h.metadata))
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+#[test]
+fn import_a_python_built_chroma_store_into_local() {
+    if std::env::var("LOBSTER_CHROMA_URL").map_or(true, |u| u.is_empty()) {
+        let _ = unavailable("the Chroma test harness (LOBSTER_CHROMA_URL)");
+        return;
+    }
+    let config = Config::resolve(&Overrides::default()).expect("config");
+    let embedder = match lobster_vector::open_embedder(&config) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = unavailable(&format!("the MiniLM model ({e})"));
+            return;
+        }
+    };
+    let library = OntologyLibrary::new(vec![config.assets_dir.join("ontologies")]);
+    let cl = match library.newest(OntologyKind::CellOntology) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = unavailable(&format!("the Cell Ontology source ({e})"));
+            return;
+        }
+    };
+
+    // Real texts: labels and synonyms of live CL terms, embedded with MiniLM.
+    let mut ids = Vec::new();
+    let mut texts = Vec::new();
+    let mut metas = Vec::new();
+    for t in cl.live_terms().take(700) {
+        ids.push(format!("{}#label", t.id));
+        texts.push(t.label.clone());
+        metas.push(json!({"ontology_id": t.id, "kind": "label", "source": "predecessor"}));
+        if let Some(s) = t.synonyms.first() {
+            ids.push(format!("{}#syn0", t.id));
+            texts.push(s.text.clone());
+            metas.push(json!({"ontology_id": t.id, "kind": "synonym", "source": "predecessor"}));
+        }
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed_documents(&refs).expect("embed");
+
+    // The fixture: a Chroma directory written by the Python client.
+    let state = tempfile::tempdir().expect("tempdir");
+    let python = run_script(state.path(), "python");
+    let fixture = state.path().join("fixture.json");
+    std::fs::write(
+        &fixture,
+        serde_json::to_vec(&json!({
+            "ids": ids, "embeddings": vectors, "documents": texts, "metadatas": metas,
+        }))
+        .expect("json"),
+    )
+    .expect("write fixture");
+    let data = state.path().join("data");
+    let py = Command::new(&python)
+        .arg("-c")
+        .arg(
+            r#"
+import json, sys
+import chromadb
+f = json.load(open(sys.argv[1]))
+client = chromadb.PersistentClient(path=sys.argv[2])
+col = client.create_collection(sys.argv[3], metadata={"hnsw:space": "cosine"}, embedding_function=None)
+for i in range(0, len(f["ids"]), 500):
+    s = slice(i, i + 500)
+    col.add(ids=f["ids"][s], embeddings=f["embeddings"][s], documents=f["documents"][s], metadatas=f["metadatas"][s])
+print(col.count())
+"#,
+        )
+        .arg(&fixture)
+        .arg(&data)
+        .arg(COLLECTION)
+        .output()
+        .expect("run python");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        ids.len().to_string()
+    );
+
+    let started = run_script(state.path(), "start");
+    let _server = Server(state.path());
+    let url = started
+        .lines()
+        .find_map(|l| l.strip_prefix("export LOBSTER_CHROMA_URL="))
+        .expect("the script prints the URL")
+        .to_string();
+    let store_dir = state.path().join("local");
+
+    // Without artifact metadata the import refuses until the model is named.
+    let args = [
+        "import",
+        "--from",
+        "chromadb",
+        "--collection",
+        COLLECTION,
+        "--to",
+        "local",
+    ];
+    let out = cli(&args, &url, &store_dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--embedding-provider"), "{err}");
+    let mut with_provider = args.to_vec();
+    with_provider.extend(["--embedding-provider", "minilm", "--batch-size", "300"]);
+    let out = cli(&with_provider, &url, &store_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let source = ChromaStore::open(ChromaOptions {
+        url: url.clone(),
+        ..ChromaOptions::default()
+    })
+    .expect("open chroma");
+    let local_config = Config {
+        backend: Backend::Local,
+        store_path: store_dir.clone(),
+        ..config.clone()
+    };
+    {
+        let local = lobster_vector::open_store(&local_config).expect("open local");
+        let info = local.collection_info(COLLECTION).expect("info");
+        assert_eq!((info.count, info.dimension), (ids.len(), Some(384)));
+        let artifact = Artifact::from_metadata(&info.metadata).expect("an artifact");
+        assert_eq!(artifact.embedding_provider, embedder.provider());
+        assert_eq!(artifact.embedding_model, embedder.model_id());
+        assert_eq!(artifact.entry_count, ids.len());
+
+        // Same ids, documents and metadata.
+        let got = all_records(local.as_ref(), COLLECTION, &vectors[0]);
+        let mut want: Vec<(String, Option<String>, Metadata)> = ids
+            .iter()
+            .zip(&texts)
+            .zip(&metas)
+            .map(|((id, t), m)| {
+                let m = m.as_object().expect("object").clone();
+                (id.clone(), Some(t.clone()), m.into_iter().collect())
+            })
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want);
+
+        // The same query gives the same top-10 from both stores.
+        for q in [
+            "CD8-positive T cell",
+            "heart muscle cell",
+            "neuron of the retina",
+            "B cell",
+        ] {
+            let v = embedder.embed_query(q).expect("embed");
+            let a = source.search(COLLECTION, &v, 10).expect("chroma search");
+            let b = local.search(COLLECTION, &v, 10).expect("local search");
+            let ids_of =
+                |h: &[lobster_vector::Hit]| h.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids_of(&a), ids_of(&b), "top-10 for {q:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.distance - y.distance).abs() < 1e-4, "{x:?} vs {y:?}");
+            }
+        }
+    }
+
+    // A source that carries an artifact needs no flag, and the artifact comes across.
+    let mut meta = Metadata::new();
+    let mut recorded = Artifact::from_metadata(
+        &lobster_vector::open_store(&local_config)
+            .expect("open local")
+            .collection_info(COLLECTION)
+            .expect("info")
+            .metadata,
+    )
+    .expect("artifact");
+    recorded.source_version = "v2026_03_26".into();
+    recorded.write_into(&mut meta);
+    source
+        .set_collection_metadata(COLLECTION, meta)
+        .expect("label the source");
+    let out = cli(
+        &[
+            "import",
+            "--from",
+            "chromadb",
+            "--collection",
+            COLLECTION,
+            "--to",
+            "local",
+            "--as",
+            "cell_ontology_v2026_03_26",
+            "--json",
+        ],
+        &url,
+        &store_dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["records"], ids.len());
+    let local = lobster_vector::open_store(&local_config).expect("open local");
+    let copied = Artifact::from_metadata(
+        &local
+            .collection_info("cell_ontology_v2026_03_26")
+            .expect("info")
+            .metadata,
+    )
+    .expect("artifact");
+    assert_eq!(copied.source_version, "v2026_03_26");
+    assert_eq!(copied.embedding_model, recorded.embedding_model);
+
+    // An existing target is not overwritten without --force.
+    drop(local);
+    let out = cli(&with_provider, &url, &store_dir);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+}
