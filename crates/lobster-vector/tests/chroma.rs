@@ -17,7 +17,8 @@ use lobster_vector::http::{ApiClient, Auth, HttpOptions, Method};
 use lobster_vector::testing::conformance::brute_force;
 use lobster_vector::testing::service_unavailable;
 use lobster_vector::{Error, FlatStore, Metadata, Record, Secret, VectorStore};
-use rand::{Rng, SeedableRng};
+use lobster_vector_core::testing::data::{clustered, records};
+use rand::Rng;
 use serde_json::json;
 use support::{FakeApi, Reply};
 
@@ -49,47 +50,6 @@ fn unique(prefix: &str) -> String {
 mod conformance {
     use super::*;
     lobster_vector_core::conformance_suite!(optional: store());
-}
-
-/// A standard normal sample (Box–Muller).
-fn gauss(r: &mut impl Rng) -> f32 {
-    let u1: f64 = r.random_range(f64::EPSILON..1.0);
-    let u2: f64 = r.random();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-}
-
-/// `n` vectors around `clusters` random unit centres with noise of norm ≈ `noise`.
-fn clustered(seed: u64, n: usize, dim: usize, clusters: usize, noise: f32) -> Vec<Vec<f32>> {
-    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    let centres: Vec<Vec<f32>> = (0..clusters)
-        .map(|_| {
-            let mut c: Vec<f32> = (0..dim).map(|_| gauss(&mut r)).collect();
-            let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt();
-            c.iter_mut().for_each(|x| *x /= norm);
-            c
-        })
-        .collect();
-    let scale = noise / (dim as f32).sqrt();
-    (0..n)
-        .map(|i| {
-            let c = &centres[i % clusters];
-            c.iter().map(|x| x + scale * gauss(&mut r)).collect()
-        })
-        .collect()
-}
-
-fn records(prefix: &str, vectors: &[Vec<f32>]) -> Vec<Record> {
-    vectors
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let mut m = Metadata::new();
-            m.insert("i".into(), json!(i));
-            Record::new(format!("{prefix}{i}"), v.clone())
-                .with_document(format!("doc {prefix}{i}"))
-                .with_metadata(m)
-        })
-        .collect()
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
