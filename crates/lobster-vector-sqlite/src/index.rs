@@ -22,7 +22,7 @@ use crate::schema::CollRow;
 pub(crate) const CONTEXTS: usize = 16;
 
 /// Version of the sidecar format.
-const META_FORMAT: u32 = 1;
+const META_FORMAT: u32 = 2;
 
 /// Batches smaller than this are inserted into the graph by one thread.
 const PARALLEL_MIN: usize = 2_048;
@@ -33,6 +33,11 @@ const SEQUENTIAL_PREFIX: usize = 1_024;
 
 /// Neighbours a new entry asks for when checking that it reaches itself.
 const SELF_CHECK_K: usize = 10;
+
+/// Candidate list of those self-checks: small, since an entry that is
+/// reachable at all is found at distance 0 almost at once, and a miss only
+/// costs one needless re-insert.
+const SELF_CHECK_EF: usize = 16;
 
 /// Dead entries beyond which the graph is rebuilt from SQLite: more than this
 /// many and more than a quarter of all entries.
@@ -113,7 +118,7 @@ impl LiveIndex {
     ) -> Result<Self> {
         let options = IndexOptions {
             dimensions: dim,
-            metric: MetricKind::Cos,
+            metric: MetricKind::IP,
             quantization: ScalarKind::F32,
             connectivity: params.m,
             expansion_add: params.ef_construction,
@@ -303,7 +308,10 @@ impl LiveIndex {
         let k = SELF_CHECK_K.min(self.index.size());
         let threads = self.build_threads.clamp(1, CONTEXTS);
         let chunk = items.len().div_ceil(threads).max(1);
-        let lost: Vec<&(u64, Vec<f32>)> = std::thread::scope(|s| {
+        // The caller holds the index exclusively: no search sees this ef.
+        let ef = self.index.expansion_search();
+        self.index.change_expansion_search(SELF_CHECK_EF);
+        let lost = std::thread::scope(|s| {
             let workers: Vec<_> = items
                 .chunks(chunk)
                 .map(|part| {
@@ -330,7 +338,9 @@ impl LiveIndex {
                 );
             }
             Ok::<_, Error>(all)
-        })?;
+        });
+        self.index.change_expansion_search(ef);
+        let lost: Vec<&(u64, Vec<f32>)> = lost?;
         for (key, v) in &lost {
             self.index
                 .remove(*key)
@@ -472,7 +482,7 @@ pub(crate) fn load(
     let head = Index::metadata_from_buffer(&bytes)
         .map_err(|e| invalid(format!("usearch cannot read the header: {e}")))?;
     if head.dimensions != meta.dimension
-        || head.metric != MetricKind::Cos
+        || head.metric != MetricKind::IP
         || head.quantization != ScalarKind::F32
         || head.multi
         || head.count_present != meta.count + meta.dead.len() as u64

@@ -1,6 +1,6 @@
 //! The embedded persistent vector store of lobster-vector (backend `local`, the
 //! default): SQLite is the log and the source of truth, one HNSW index file per
-//! collection (usearch, cosine, `f32`) is derived from it.
+//! collection (usearch, inner product over the stored unit vectors, `f32`) is derived from it.
 //!
 //! # Layout
 //!
@@ -88,10 +88,11 @@
 //!   `RwLock`: searches share it, adds and removes (which usearch must not run
 //!   while searching) take it exclusively, after the SQLite commit. Small
 //!   batches are added to the graph by one thread; batches of 2,048 vectors or
-//!   more by [`HnswParams::build_threads`] threads (default 1). Concurrent usearch inserts
-//!   can leave an entry unreachable (upstream issue #735), so after each
-//!   concurrent insert every new entry searches for its own vector and those
-//!   not found are removed and inserted again by one thread.
+//!   more by [`HnswParams::build_threads`] threads (default: the cores, at
+//!   most 4). Concurrent usearch inserts can leave an entry unreachable
+//!   (upstream issue #735), so after each concurrent insert every new entry
+//!   searches for its own vector (with a short candidate list) and those not
+//!   found are removed and inserted again by one thread.
 //! * A search asks usearch for `min(k, count)` neighbours (usearch uses
 //!   `ef = max(ef_search, k)`); collections of fewer than
 //!   [`SqliteOptions::exact_search_below`] vectors are scanned exactly instead.

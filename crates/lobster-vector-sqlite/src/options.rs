@@ -12,18 +12,22 @@ use std::time::Duration;
 pub struct HnswParams {
     /// Edges per node (`M`, usearch's "connectivity"). Default 16.
     pub m: usize,
-    /// Size of the candidate list while inserting. Default 200.
+    /// Size of the candidate list while inserting. Default 100 (ChromaDB's
+    /// default): about half the insert time of 200, with the recall lost
+    /// made up by a larger `ef_search`.
     pub ef_construction: usize,
     /// Size of the candidate list while searching; a search for `k` neighbours
-    /// uses `max(ef_search, k)`. Default 64.
+    /// uses `max(ef_search, k)`. Default 80: with the default graph it gave
+    /// recall@20 0.983 on MiniLM embeddings of MONDO, as hnswlib with
+    /// `ef_construction = 200`, `ef = 64`.
     pub ef_search: usize,
     /// Threads that insert a large batch (2,048 vectors or more) into the graph
-    /// concurrently. Default 1. Concurrent usearch inserts can leave a few
+    /// concurrently. Default: the available cores, at most 4. Concurrent usearch inserts can leave a few
     /// entries unreachable (usearch issue #735), so after a concurrent insert
     /// every new entry searches for its own vector and the ones not found are
     /// inserted again by one thread. More threads speed up ingest on idle
-    /// cores (about 1.8x with 2), but usearch's node locks spin, so on cores
-    /// shared with other busy processes they were measured slower than one.
+    /// cores, but usearch's node locks spin, so on cores shared with other
+    /// busy processes they were measured slower than one: set 1 there.
     pub build_threads: usize,
 }
 
@@ -31,9 +35,9 @@ impl Default for HnswParams {
     fn default() -> Self {
         Self {
             m: 16,
-            ef_construction: 200,
-            ef_search: 64,
-            build_threads: 1,
+            ef_construction: 100,
+            ef_search: 80,
+            build_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
     }
 }
