@@ -136,3 +136,9 @@ else
 fi
 
 log "assets ready in $ASSETS"
+
+# --- Build dependencies of the FAISS backend (tests build it) -------------
+if ! bash "$(dirname "$0")/build-deps.sh"; then
+  log "warning: cmake and libopenblas-dev are missing: the FAISS backend (and so"
+  log "         'cargo test --workspace') cannot build until they are installed"
+fi

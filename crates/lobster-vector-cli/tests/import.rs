@@ -18,11 +18,7 @@ use serde_json::json;
 const COLLECTION: &str = "predecessor_cl";
 
 fn unavailable(what: &str) -> Option<()> {
-    if std::env::var("LOBSTER_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true") {
-        panic!("{what} is unavailable but LOBSTER_TEST_REQUIRE_SERVICES=1");
-    }
-    eprintln!("skipping: {what} is unavailable");
-    None
+    lobster_vector_core::testing::service_unavailable(what)
 }
 
 fn script() -> PathBuf {

@@ -2,47 +2,88 @@
 //! on the same vectors: bulk ingest rate, query latency p50/p99 at k=20
 //! (with documents and metadata), and recall@20 against the exact FlatStore.
 //!
-//! `LOBSTER_PGVECTOR_URL=… cargo run --release -p lobster-vector-pgvector --example pgvector_bench -- [N] [DIM] [BATCH] [random|clustered]`
-//! (defaults 100000 384 5000, both data sets). On uniform random vectors
-//! only the speed figures mean anything (every HNSW's recall collapses there);
-//! the clustered set (64 centres, noise ≈ 0.6) is closer to real embeddings.
+//! `LOBSTER_PGVECTOR_URL=… cargo run --release -p lobster-vector-pgvector --example pgvector_bench -- [N] [DIM] [BATCH] [mondo|random|clustered]`
+//! (defaults 100000 384 5000; data sets `mondo`, `random`, `clustered`, all by
+//! default). `mondo` is 27,990 real MiniLM embeddings of MONDO labels with
+//! 1,000 synonym queries, as written by `lobster-vector-bench local`. On
+//! uniform random vectors only the speed figures mean anything (every HNSW's
+//! recall collapses there); the clustered set (64 centres, noise 0.6) is
+//! closer to real embeddings.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use lobster_vector_core::testing::data::{clustered_split, random_vector, rng};
 use lobster_vector_core::{FlatStore, Metadata, Record, VectorStore};
 use lobster_vector_pgvector::{PgOptions, PgStore};
 use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
-use rand::{Rng, SeedableRng};
 
-fn gauss(r: &mut impl Rng) -> f32 {
-    let u1: f64 = r.random_range(f64::EPSILON..1.0);
-    let u2: f64 = r.random();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+/// MiniLM embeddings written by `lobster-vector-bench local` (27,990 MONDO
+/// labels and 1,000 held-out synonyms), when present.
+const MONDO_BASE: &str = "/tmp/lv-bench/mondo_labels_27990.npy";
+const MONDO_QUERIES: &str = "/tmp/lv-bench/mondo27k_queries.npy";
+
+type Vectors = Vec<Vec<f32>>;
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A data set: name, base vectors, queries, and whether recall means anything.
+struct Dataset(String, Vectors, Vectors, bool);
+
+/// Rows of a little-endian `f32` C-order 2-d `.npy` file.
+fn read_npy(path: &Path) -> BoxResult<Vectors> {
+    let bytes = std::fs::read(path)?;
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len])?;
+    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
+        return Err(format!("{}: not a C-order float32 array", path.display()).into());
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or("no shape")?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let dim = *dims.get(1).ok_or("not 2-d")?;
+    let data: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(data.chunks_exact(dim).map(<[f32]>::to_vec).collect())
 }
 
-fn data(clustered: bool, n: usize, nq: usize, dim: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let mut r = rand::rngs::StdRng::seed_from_u64(if clustered { 11 } else { 7 });
-    let centres: Vec<Vec<f32>> = (0..64)
-        .map(|_| {
-            let mut c: Vec<f32> = (0..dim).map(|_| gauss(&mut r)).collect();
-            let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt();
-            c.iter_mut().for_each(|x| *x /= norm);
-            c
-        })
-        .collect();
-    let scale = 0.6 / (dim as f32).sqrt();
-    let mut all: Vec<Vec<f32>> = (0..n + nq)
-        .map(|i| {
-            if clustered {
-                let c = &centres[i % centres.len()];
-                c.iter().map(|x| x + scale * gauss(&mut r)).collect()
-            } else {
-                (0..dim).map(|_| r.random_range(-1.0_f32..1.0)).collect()
-            }
-        })
-        .collect();
-    let queries = all.split_off(n);
-    (all, queries)
+fn datasets(n: usize, dim: usize, only: Option<&str>) -> BoxResult<Vec<Dataset>> {
+    let mut out = Vec::new();
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
+    if wanted("mondo") {
+        if Path::new(MONDO_BASE).is_file() && Path::new(MONDO_QUERIES).is_file() {
+            let base = read_npy(Path::new(MONDO_BASE))?;
+            let queries = read_npy(Path::new(MONDO_QUERIES))?;
+            out.push(Dataset("MONDO MiniLM".into(), base, queries, true));
+        } else {
+            eprintln!(
+                "skipping MONDO: {MONDO_BASE} is missing (run `lobster-vector-bench local` once)"
+            );
+        }
+    }
+    if wanted("random") {
+        let mut r = rng(7);
+        let all: Vectors = (0..n + 500).map(|_| random_vector(&mut r, dim)).collect();
+        let (base, queries) = all.split_at(n);
+        out.push(Dataset(
+            "random".into(),
+            base.to_vec(),
+            queries.to_vec(),
+            false,
+        ));
+    }
+    if wanted("clustered") {
+        let (base, queries) = clustered_split(11, n, 500, dim, 64, 0.6);
+        out.push(Dataset("clustered".into(), base, queries, true));
+    }
+    Ok(out)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -97,20 +138,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = args.first().copied().unwrap_or(100_000);
     let dim = args.get(1).copied().unwrap_or(384);
     let batch = args.get(2).copied().unwrap_or(5_000);
-    let only: Option<bool> = std::env::args().find_map(|a| match a.as_str() {
-        "random" => Some(false),
-        "clustered" => Some(true),
-        _ => None,
-    });
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| ["mondo", "random", "clustered"].contains(&a.as_str()));
     let url = lobster_vector_pgvector::url_from_env()
         .ok_or("set LOBSTER_PGVECTOR_URL (eval \"$(bash scripts/pg-test-server.sh start)\")")?;
     let pg = PgStore::connect(&url, PgOptions::default())?;
-    for clustered in [false, true] {
-        if only.is_some_and(|o| o != clustered) {
-            continue;
-        }
-        let kind = if clustered { "clustered" } else { "random" };
-        let (vectors, queries) = data(clustered, n, 500, dim);
+    for Dataset(kind, vectors, queries, recall_counts) in datasets(n, dim, only.as_deref())? {
         let records: Vec<Record> = vectors
             .into_iter()
             .enumerate()
@@ -132,8 +166,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect::<Result<_, _>>()?;
         drop(flat);
-        println!("== {n} x {dim} {kind} vectors, batches of {batch}, 500 queries at k=20");
-        let c = format!("bench_{kind}_{}", std::process::id());
+        let (count, d, nq) = (records.len(), queries[0].len(), queries.len());
+        println!("== {count} x {d} {kind} vectors, batches of {batch}, {nq} queries at k=20");
+        let c = format!("bench_{}_{}", kind.replace(' ', "_"), std::process::id());
         let f = run(&pg, &c, &records, &queries, &truth, batch)?;
         pg.drop_collection(&c)?;
         let dir = tempfile::tempdir()?;
@@ -146,7 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 x.p50,
                 x.p99,
                 x.recall,
-                if clustered { "" } else { " (random data: speed only)" }
+                if recall_counts { "" } else { " (random data: speed only)" }
             );
         }
         println!(

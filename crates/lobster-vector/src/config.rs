@@ -98,6 +98,8 @@ choice!(
 pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// The embedding model used when `LOBSTER_OPENAI_MODEL` is not set.
 pub const OPENAI_DEFAULT_MODEL: &str = "text-embedding-3-small";
+/// The FAISS index under the id map when `LOBSTER_FAISS_INDEX` is not set.
+pub const FAISS_DEFAULT_INDEX: &str = "Flat";
 /// Cohere's API, used when `CO_API_URL` is not set.
 pub const COHERE_DEFAULT_BASE_URL: &str = "https://api.cohere.com";
 /// The rerank model used when `COHERE_RERANK_MODEL` is not set.
@@ -122,6 +124,14 @@ pub struct Config {
     pub embedding_provider: EmbeddingProvider,
     pub reranker: RerankerKind,
     pub pgvector_url: Option<Secret>,
+    /// Directory of the FAISS store (`LOBSTER_FAISS_PATH`, default
+    /// `~/.lobster/faiss_store`); `None` (the value `memory`) keeps it in memory.
+    pub faiss_path: Option<PathBuf>,
+    /// FAISS `index_factory` description under the id map
+    /// (`LOBSTER_FAISS_INDEX`, default `Flat`: exact).
+    pub faiss_index: String,
+    /// FAISS search parameters (`LOBSTER_FAISS_PARAMS`, e.g. `efSearch=128`).
+    pub faiss_params: String,
     pub chroma_url: String,
     /// Chroma tenant (`LOBSTER_CHROMA_TENANT`, default `default_tenant`).
     pub chroma_tenant: String,
@@ -206,6 +216,13 @@ impl Config {
             pgvector_url: env("LOBSTER_PGVECTOR_URL")
                 .or_else(|| env("DATABASE_URL"))
                 .map(Secret::new),
+            faiss_path: match env("LOBSTER_FAISS_PATH") {
+                Some(v) if v == "memory" => None,
+                Some(v) => Some(PathBuf::from(v)),
+                None => Some(lobster_home.join("faiss_store")),
+            },
+            faiss_index: env("LOBSTER_FAISS_INDEX").unwrap_or_else(|| FAISS_DEFAULT_INDEX.into()),
+            faiss_params: env("LOBSTER_FAISS_PARAMS").unwrap_or_default(),
             chroma_url: env("LOBSTER_CHROMA_URL").unwrap_or_else(|| "http://127.0.0.1:8000".into()),
             chroma_tenant: env("LOBSTER_CHROMA_TENANT").unwrap_or_else(|| "default_tenant".into()),
             chroma_database: env("LOBSTER_CHROMA_DATABASE")

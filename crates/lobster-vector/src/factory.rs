@@ -43,6 +43,9 @@ pub fn backend_availability(backend: Backend) -> Availability {
         Backend::Pgvector => Availability::Available,
         #[cfg(not(feature = "pgvector"))]
         Backend::Pgvector => Availability::Missing("rebuild with `--features pgvector`".into()),
+        #[cfg(feature = "faiss")]
+        Backend::Faiss => Availability::Available,
+        #[cfg(not(feature = "faiss"))]
         Backend::Faiss => Availability::Missing("rebuild with `--features faiss`".into()),
         #[cfg(feature = "chroma")]
         Backend::Chromadb => Availability::Available,
@@ -118,6 +121,15 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
                 PgOptions::default(),
             )?))
         }
+        #[cfg(feature = "faiss")]
+        Backend::Faiss => {
+            use lobster_vector_faiss::{FaissOptions, FaissStore};
+            Ok(Arc::new(FaissStore::open(FaissOptions {
+                path: config.faiss_path.clone(),
+                index: config.faiss_index.clone(),
+                parameters: config.faiss_params.clone(),
+            })?))
+        }
         #[cfg(feature = "chroma")]
         Backend::Chromadb => {
             use crate::chroma::{ChromaOptions, ChromaStore};
@@ -136,6 +148,8 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
                 ..ChromaOptions::default()
             })?))
         }
+        // Reached only by backends this build lacks (none when all are on).
+        #[allow(unreachable_patterns)]
         other => match backend_availability(other) {
             Availability::Available => unreachable!("every available backend is matched above"),
             Availability::Missing(hint) => Err(missing(format!("backend `{other}`"), &hint)),
@@ -294,6 +308,66 @@ pub fn model_sources(config: &Config) -> Vec<(&'static str, Result<String>)> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod faiss_tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn faiss_config(dir: &std::path::Path) -> Config {
+        let dir = dir.display().to_string();
+        Config::resolve_with(&Overrides::default(), &|k| match k {
+            "LOBSTER_VECTOR_BACKEND" => Some("faiss".into()),
+            "LOBSTER_FAISS_PATH" => Some(dir.clone()),
+            _ => None,
+        })
+        .expect("config")
+    }
+
+    #[cfg(feature = "faiss")]
+    #[test]
+    fn faiss_store_saves_where_configured() {
+        use lobster_vector_core::Record;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = faiss_config(&dir.path().join("f"));
+        assert_eq!(config.faiss_index, "Flat");
+        {
+            let store = open_store(&config).expect("open");
+            assert_eq!(store.backend_name(), "faiss");
+            store
+                .upsert(
+                    "cfg",
+                    &[
+                        Record::new("a", vec![1.0, 0.0]),
+                        Record::new("b", vec![0.0, 1.0]),
+                    ],
+                )
+                .expect("upsert");
+            store.flush().expect("flush");
+        }
+        let store = open_store(&config).expect("reopen");
+        let hits = store.search("cfg", &[0.1, 1.0], 1).expect("search");
+        assert_eq!(hits[0].id, "b");
+        assert!(dir.path().join("f/manifest.json").is_file());
+    }
+
+    #[cfg(not(feature = "faiss"))]
+    #[test]
+    fn faiss_without_the_feature_says_how_to_get_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let e = open_store(&faiss_config(dir.path())).expect_err("not built in");
+        assert!(e.to_string().contains("--features faiss"), "{e}");
+    }
+
+    #[test]
+    fn faiss_path_memory_keeps_it_in_memory() {
+        let config = Config::resolve_with(&Overrides::default(), &|k| {
+            (k == "LOBSTER_FAISS_PATH").then(|| "memory".to_string())
+        })
+        .expect("config");
+        assert_eq!(config.faiss_path, None);
+    }
 }
 
 #[cfg(all(test, feature = "pgvector"))]

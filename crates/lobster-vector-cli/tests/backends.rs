@@ -1,0 +1,165 @@
+//! The whole service on each persistent backend, through the binary: `build`
+//! a small Cell Ontology source with the real MiniLM model, then `search` and
+//! `map` in later processes, and the answers equal the `local` store's.
+//! Skips without the model (or, for pgvector, without `LOBSTER_PGVECTOR_URL`);
+//! fails instead when LOBSTER_TEST_REQUIRE_SERVICES=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lobster_vector_core::testing::service_unavailable;
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lobster-vector-core/tests/fixtures/mini_cl.obo")
+}
+
+fn run(backend: &str, env: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lobster-vector"));
+    cmd.args(args)
+        .env("LOBSTER_VECTOR_BACKEND", backend)
+        .env_remove("LOBSTER_EMBEDDING_PROVIDER")
+        .env_remove("LOBSTER_RERANKER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run lobster-vector")
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The model is there (else skip or fail as the environment says).
+fn model_available() -> bool {
+    let out = run("memory", &[], &["info", "--json"]);
+    let v = ok_json(&out);
+    let minilm = v["models"]["minilm"].as_str().unwrap_or("not found");
+    if !minilm.starts_with("not found") {
+        return true;
+    }
+    service_unavailable::<()>(&format!("the MiniLM model ({minilm})")).is_some()
+}
+
+/// Ontology ids of the first `search` results, and of the `map` answers,
+/// after a `build` on `backend`.
+fn answers(backend: &str, env: &[(&str, &Path)]) -> (Vec<String>, Vec<Value>) {
+    let source = fixture();
+    let source = source.to_str().expect("utf-8 path");
+    let built = ok_json(&run(
+        backend,
+        env,
+        &[
+            "build",
+            "--ontology",
+            "cl",
+            "--source",
+            source,
+            "--force",
+            "--json",
+            "-q",
+        ],
+    ));
+    assert_eq!(built["backend"], backend, "{built}");
+    let found = ok_json(&run(
+        backend,
+        env,
+        &[
+            "search",
+            "killer T lymphocyte",
+            "--ontology",
+            "cl",
+            "-k",
+            "5",
+            "--json",
+            "-q",
+        ],
+    ));
+    let hits = found["results"]
+        .as_object()
+        .and_then(|m| m.values().next())
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no results: {found}"));
+    let ids: Vec<String> = hits
+        .iter()
+        .map(|h| h["ontology_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids.len(), 5, "{found}");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let input = tmp.path().join("labels.txt");
+    std::fs::write(&input, "macrophage\nCD8 positive T cells\nnatural killer\n").expect("write");
+    let output = tmp.path().join("mapped.jsonl");
+    let (input, output_arg) = (
+        input.to_str().expect("utf-8"),
+        output.to_str().expect("utf-8"),
+    );
+    let out = run(
+        backend,
+        env,
+        &[
+            "map",
+            "--input",
+            input,
+            "--ontology",
+            "cl",
+            "--output",
+            output_arg,
+            "-q",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mapped: Vec<Value> = std::fs::read_to_string(&output)
+        .expect("mapped output")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            v["ontology_id"].clone()
+        })
+        .collect();
+    assert_eq!(mapped.len(), 3, "{mapped:?}");
+    (ids, mapped)
+}
+
+fn compare_with_local(backend: &str, env: &[(&str, &Path)]) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let local = tmp.path().join("local");
+    let (want_ids, want_map) = answers("local", &[("LOBSTER_VECTOR_STORE_PATH", &local)]);
+    let (ids, mapped) = answers(backend, env);
+    assert_eq!(ids, want_ids, "{backend} vs local");
+    assert_eq!(mapped, want_map, "{backend} vs local");
+    assert!(ids.iter().all(|id| id.starts_with("CL:")), "{ids:?}");
+}
+
+#[test]
+fn faiss_builds_searches_and_maps_like_local() {
+    if !model_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("faiss");
+    compare_with_local("faiss", &[("LOBSTER_FAISS_PATH", &dir)]);
+    assert!(dir.join("manifest.json").is_file());
+}
+
+#[test]
+fn pgvector_builds_searches_and_maps_like_local() {
+    if !model_available() {
+        return;
+    }
+    if std::env::var("LOBSTER_PGVECTOR_URL").map_or(true, |u| u.is_empty()) {
+        service_unavailable::<()>("PostgreSQL (LOBSTER_PGVECTOR_URL)");
+        return;
+    }
+    compare_with_local("pgvector", &[]);
+}
