@@ -15,12 +15,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use lobster_vector::local::{HnswParams, SqliteOptions, SqliteStore};
 use lobster_vector::{FlatStore, Metadata, Record, VectorStore};
+use lobster_vector_core::testing::bench::read_npy_f32;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::{
     flat::unit_vectors,
-    peer::{read_npy_f32, write_npy, write_npy_i64, Peer},
+    peer::{write_npy, write_npy_i64, Peer},
     stats,
 };
 

@@ -7,12 +7,13 @@
 //! test starts a private server on its own data directory) and the real
 //! assets; skips without them, fails when LOBSTER_TEST_REQUIRE_SERVICES=1.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use lobster_vector::chroma::{ChromaOptions, ChromaStore};
 use lobster_vector::ontology::{OntologyKind, OntologyLibrary};
 use lobster_vector::{Artifact, Backend, Config, Metadata, Overrides, VectorStore};
+use lobster_vector_core::testing::chroma_server::{self, PrivateChroma};
 use serde_json::json;
 
 const COLLECTION: &str = "predecessor_cl";
@@ -21,32 +22,12 @@ fn unavailable(what: &str) -> Option<()> {
     lobster_vector_core::testing::service_unavailable(what)
 }
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chroma-test-server.sh")
-}
-
-fn run_script(state: &Path, command: &str) -> String {
-    let out = Command::new("bash")
-        .arg(script())
-        .arg(command)
-        .env("LOBSTER_CHROMA_STATE", state)
-        .output()
-        .expect("run the chroma test-server script");
+fn assert_succeeded(out: &Output) {
     assert!(
         out.status.success(),
-        "chroma-test-server.sh {command}: {}",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Stops the private server when the test ends, however it ends.
-struct Server<'a>(&'a Path);
-
-impl Drop for Server<'_> {
-    fn drop(&mut self) {
-        run_script(self.0, "stop");
-    }
 }
 
 fn cli(args: &[&str], chroma_url: &str, store: &Path) -> Output {
@@ -119,7 +100,7 @@ fn import_a_python_built_chroma_store_into_local() {
 
     // The fixture: a Chroma directory written by the Python client.
     let state = tempfile::tempdir().expect("tempdir");
-    let python = run_script(state.path(), "python");
+    let python = chroma_server::run(state.path(), "python");
     let fixture = state.path().join("fixture.json");
     std::fs::write(
         &fixture,
@@ -150,23 +131,14 @@ print(col.count())
         .arg(COLLECTION)
         .output()
         .expect("run python");
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
+    assert_succeeded(&py);
     assert_eq!(
         String::from_utf8_lossy(&py.stdout).trim(),
         ids.len().to_string()
     );
 
-    let started = run_script(state.path(), "start");
-    let _server = Server(state.path());
-    let url = started
-        .lines()
-        .find_map(|l| l.strip_prefix("export LOBSTER_CHROMA_URL="))
-        .expect("the script prints the URL")
-        .to_string();
+    let server = PrivateChroma::start(state.path());
+    let url = server.url().to_string();
     let store_dir = state.path().join("local");
 
     // Without artifact metadata the import refuses until the model is named.
@@ -186,11 +158,7 @@ print(col.count())
     let mut with_provider = args.to_vec();
     with_provider.extend(["--embedding-provider", "minilm", "--batch-size", "300"]);
     let out = cli(&with_provider, &url, &store_dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     let source = ChromaStore::open(ChromaOptions {
         url: url.clone(),
@@ -275,11 +243,7 @@ print(col.count())
         &url,
         &store_dir,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["records"], ids.len());
     let local = lobster_vector::open_store(&local_config).expect("open local");

@@ -9,15 +9,12 @@
 
 use std::time::Instant;
 
+use lobster_vector_core::testing::bench::percentile;
 use lobster_vector_core::testing::data::clustered_split;
 use lobster_vector_core::{FlatStore, Record, VectorStore};
 use lobster_vector_faiss::FaissStore;
 
 const K: usize = 20;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 struct Figures {
     ingest_s: f64,
@@ -44,15 +41,14 @@ fn measure(store: &dyn VectorStore, records: &[Record], queries: &[Vec<f32>]) ->
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         first_ids.push(hits.into_iter().map(|h| h.id).collect());
     }
-    lat.sort_by(f64::total_cmp);
     let t = Instant::now();
     let batch = store.search_batch("bench", queries, K).expect("batch");
     let batch_s = t.elapsed().as_secs_f64();
     assert_eq!(batch.len(), queries.len());
     Figures {
         ingest_s,
-        single_p50_ms: percentile(&lat, 0.5),
-        single_p99_ms: percentile(&lat, 0.99),
+        single_p50_ms: percentile(&lat, 50.0),
+        single_p99_ms: percentile(&lat, 99.0),
         batch_qps: queries.len() as f64 / batch_s,
         first_ids,
     }

@@ -1,7 +1,7 @@
 //! One collection: a FAISS `IndexIDMap2` plus the string ids, documents and
 //! metadata its int64 labels stand for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use faiss::index::autotune::ParameterSpace;
 use faiss::index::IndexImpl;
@@ -241,11 +241,12 @@ impl Collection {
     /// A fresh index holding every row of this collection but `labels`.
     fn rebuilt_without(&self, index: &IndexImpl, labels: &[u64]) -> Result<IndexImpl> {
         let dim = index.d() as usize;
+        let gone: HashSet<u64> = labels.iter().copied().collect();
         let keep: Vec<u64> = self
             .rows
             .keys()
             .copied()
-            .filter(|l| !labels.contains(l))
+            .filter(|l| !gone.contains(l))
             .collect();
         let mut vectors = vec![0f32; keep.len() * dim];
         for (i, &l) in keep.iter().enumerate() {

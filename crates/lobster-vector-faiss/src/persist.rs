@@ -161,25 +161,20 @@ fn tmp_of(path: &Path) -> PathBuf {
 }
 
 /// Writes the changed collections and a new manifest (see the module docs);
-/// returns the manifest's bytes.
+/// returns the manifest's bytes. Does nothing when no collection changed and
+/// the manifest would equal `previous` (the one on disk).
 pub(crate) fn save<'a>(
     dir: &Path,
     collections: impl Iterator<Item = (&'a String, &'a mut Collection)>,
+    previous: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
-    fs::create_dir_all(dir).map_err(|e| Error::io("create the store directory", dir, e))?;
     let mut manifest = Manifest {
         format: FORMAT,
         collections: BTreeMap::new(),
     };
-    let mut saved: Vec<&mut Collection> = Vec::new();
+    let mut changed: Vec<(&String, &mut Collection, u64)> = Vec::new();
     for (name, c) in collections {
-        let generation = if c.dirty {
-            let g = c.generation + 1;
-            write_collection(dir, name, c, g)?;
-            g
-        } else {
-            c.generation
-        };
+        let generation = c.generation + u64::from(c.dirty);
         manifest.collections.insert(
             name.clone(),
             Entry {
@@ -192,20 +187,27 @@ pub(crate) fn save<'a>(
             },
         );
         if c.dirty {
-            saved.push(c);
+            changed.push((name, c, generation));
         }
+    }
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::backend(crate::BACKEND, format!("cannot encode the manifest: {e}")))?;
+    if changed.is_empty() && previous == Some(json.as_slice()) {
+        return Ok(json);
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io("create the store directory", dir, e))?;
+    for (name, c, generation) in &changed {
+        write_collection(dir, name, c, *generation)?;
     }
     let path = dir.join(MANIFEST);
     let tmp = tmp_of(&path);
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::backend(crate::BACKEND, format!("cannot encode the manifest: {e}")))?;
     write_new(&tmp, &json)?;
     rename_synced(&tmp, &path)?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsync the directory", dir, e))?;
-    for c in saved {
-        c.generation += 1;
+    for (_, c, generation) in changed {
+        c.generation = generation;
         c.dirty = false;
     }
     remove_unreferenced(dir, &manifest);

@@ -307,11 +307,13 @@ impl VectorStore for FaissStore {
             // Never written by this process: nothing of ours to save.
             return Ok(());
         }
+        let previous = lock(&self.manifest).clone();
         let saved = persist::save(
             dir,
             self.write()
                 .iter_mut()
                 .map(|(n, c)| (n, c.get_mut().unwrap_or_else(PoisonError::into_inner))),
+            previous.as_deref(),
         )?;
         *lock(&self.manifest) = Some(saved);
         Ok(())

@@ -11,8 +11,9 @@
 //! closer to real embeddings.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use lobster_vector_core::testing::bench::{percentile, read_npy_f32};
 use lobster_vector_core::testing::data::{clustered_split, random_vector, rng};
 use lobster_vector_core::{FlatStore, Metadata, Record, VectorStore};
 use lobster_vector_pgvector::{PgOptions, PgStore};
@@ -29,28 +30,9 @@ type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 /// A data set: name, base vectors, queries, and whether recall means anything.
 struct Dataset(String, Vectors, Vectors, bool);
 
-/// Rows of a little-endian `f32` C-order 2-d `.npy` file.
+/// Rows of a 2-d `float32` `.npy` file.
 fn read_npy(path: &Path) -> BoxResult<Vectors> {
-    let bytes = std::fs::read(path)?;
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len])?;
-    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
-        return Err(format!("{}: not a C-order float32 array", path.display()).into());
-    }
-    let shape = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or("no shape")?;
-    let dims: Vec<usize> = shape
-        .split(',')
-        .filter_map(|d| d.trim().parse().ok())
-        .collect();
-    let dim = *dims.get(1).ok_or("not 2-d")?;
-    let data: Vec<f32> = bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let (data, _, dim) = read_npy_f32(path)?;
     Ok(data.chunks_exact(dim).map(<[f32]>::to_vec).collect())
 }
 
@@ -86,11 +68,6 @@ fn datasets(n: usize, dim: usize, only: Option<&str>) -> BoxResult<Vec<Dataset>>
     Ok(out)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e3
-}
-
 struct Figures {
     ingest_per_s: f64,
     p50: f64,
@@ -117,15 +94,14 @@ fn run(
     for (q, want) in queries.iter().zip(truth) {
         let t = Instant::now();
         let hits = store.search(c, q, 20)?;
-        lat.push(t.elapsed());
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
         hit += hits.iter().filter(|h| want.contains(&h.id)).count();
         total += want.len();
     }
-    lat.sort();
     Ok(Figures {
         ingest_per_s: records.len() as f64 / ingest.as_secs_f64(),
-        p50: percentile(&lat, 0.5),
-        p99: percentile(&lat, 0.99),
+        p50: percentile(&lat, 50.0),
+        p99: percentile(&lat, 99.0),
         recall: hit as f64 / total as f64,
     })
 }

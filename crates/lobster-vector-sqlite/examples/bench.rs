@@ -7,8 +7,9 @@
 //! k=20 (including documents and metadata), on-disk size, and the time to
 //! reopen the store and answer a first query with a current index file.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use lobster_vector_core::testing::bench::percentile;
 use lobster_vector_core::{Metadata, Record, VectorStore};
 use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
 
@@ -17,11 +18,6 @@ fn lcg(state: &mut u64) -> f32 {
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
     ((*state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e3
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
@@ -99,14 +95,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for q in &queries {
         let t = Instant::now();
         let hits = store.search(c, q, 20)?;
-        lat.push(t.elapsed());
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(hits.len(), 20);
     }
-    lat.sort();
     println!(
         "query k=20 (with documents+metadata): p50 {:.3} ms, p99 {:.3} ms",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0)
     );
     drop(store);
     println!(

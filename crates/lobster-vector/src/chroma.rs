@@ -398,7 +398,7 @@ impl ChromaStore {
         match http_status(&e) {
             Some(400 | 422) => Error::invalid_input(format!(
                 "the Chroma server refused the request: {}",
-                chain(&e)
+                e.chain()
             )),
             _ => e,
         }
@@ -498,18 +498,12 @@ impl ChromaStore {
                         .and_then(|d| d.get(i))
                         .and_then(Value::as_f64)
                         .ok_or_else(|| self.malformed("a query hit without a distance"))?;
+                    let (document, metadata) = payload_at(row_docs, row_meta, i);
                     hits.push(Hit {
                         id,
                         distance: distance as f32,
-                        document: row_docs
-                            .and_then(|d| d.get(i))
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                        metadata: row_meta
-                            .and_then(|m| m.get(i))
-                            .and_then(Value::as_object)
-                            .map(decode_metadata)
-                            .unwrap_or_default(),
+                        document,
+                        metadata,
                     });
                 }
                 hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
@@ -547,18 +541,12 @@ impl ChromaStore {
                     .map(|x| x.as_f64().map(|x| x as f32))
                     .collect::<Option<_>>()
                     .ok_or_else(|| self.malformed("an embedding with a non-number"))?;
+                let (document, metadata) = payload_at(docs, metas, i);
                 records.push(Record {
                     id,
                     vector,
-                    document: docs
-                        .and_then(|d| d.get(i))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    metadata: metas
-                        .and_then(|m| m.get(i))
-                        .and_then(Value::as_object)
-                        .map(decode_metadata)
-                        .unwrap_or_default(),
+                    document,
+                    metadata,
                 });
             }
             Ok(records)
@@ -570,15 +558,23 @@ fn not_found(name: &str) -> Error {
     Error::CollectionNotFound { name: name.into() }
 }
 
-fn chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+/// The document and decoded metadata at position `i` of a response's
+/// parallel `documents` and `metadatas` lists (absent → none, empty).
+fn payload_at(
+    documents: Option<&Vec<Value>>,
+    metadatas: Option<&Vec<Value>>,
+    i: usize,
+) -> (Option<String>, Metadata) {
+    let document = documents
+        .and_then(|d| d.get(i))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let metadata = metadatas
+        .and_then(|m| m.get(i))
+        .and_then(Value::as_object)
+        .map(decode_metadata)
+        .unwrap_or_default();
+    (document, metadata)
 }
 
 /// The strings of a JSON array (anything else is skipped).

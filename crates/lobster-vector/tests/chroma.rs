@@ -6,8 +6,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +15,7 @@ use lobster_vector::http::{ApiClient, Auth, HttpOptions, Method};
 use lobster_vector::testing::conformance::brute_force;
 use lobster_vector::testing::service_unavailable;
 use lobster_vector::{Error, FlatStore, Metadata, Record, Secret, VectorStore};
+use lobster_vector_core::testing::chroma_server::PrivateChroma;
 use lobster_vector_core::testing::data::{clustered, records};
 use rand::Rng;
 use serde_json::json;
@@ -327,54 +326,22 @@ fn writes_larger_than_the_batch_limit_are_split() {
     store.drop_collection(&c).expect("drop");
 }
 
-/// The test-server script and an isolated state directory for a private server.
+/// A Chroma server of this test's own, with its state directory.
 struct PrivateServer {
-    state: tempfile::TempDir,
-    url: String,
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chroma-test-server.sh")
+    chroma: PrivateChroma,
+    _state: tempfile::TempDir,
 }
 
 impl PrivateServer {
-    fn run(state: &std::path::Path, command: &str) -> String {
-        let out = Command::new("bash")
-            .arg(script())
-            .arg(command)
-            .env("LOBSTER_CHROMA_STATE", state)
-            .output()
-            .expect("run the chroma test-server script");
-        assert!(
-            out.status.success(),
-            "chroma-test-server.sh {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts a server of its own (so restarting it disturbs no other test).
+    /// Starts one when the shared test server is configured (else skips or fails).
     fn start() -> Option<Self> {
         server_url()?;
         let state = tempfile::tempdir().expect("tempdir");
-        let out = Self::run(state.path(), "start");
-        let url = out
-            .lines()
-            .find_map(|l| l.strip_prefix("export LOBSTER_CHROMA_URL="))
-            .expect("the script prints the URL")
-            .trim()
-            .to_string();
-        Some(Self { state, url })
-    }
-
-    fn restart(&self) {
-        Self::run(self.state.path(), "restart");
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        Self::run(self.state.path(), "stop");
+        let chroma = PrivateChroma::start(state.path());
+        Some(Self {
+            chroma,
+            _state: state,
+        })
     }
 }
 
@@ -385,7 +352,7 @@ fn server_restart_during_ingest_loses_and_duplicates_nothing() {
     };
     let store = Arc::new(
         ChromaStore::open(ChromaOptions {
-            url: server.url.clone(),
+            url: server.chroma.url().to_string(),
             http: HttpOptions {
                 connect_timeout: Duration::from_secs(2),
                 read_timeout: Duration::from_secs(30),
@@ -434,7 +401,7 @@ fn server_restart_during_ingest_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    server.restart();
+    server.chroma.restart();
     let (acknowledged, errors) = ingest.join().expect("ingest thread");
     eprintln!(
         "restart during ingest: {} records acknowledged, {} failed attempts reported",
@@ -490,30 +457,21 @@ fn options(url: String) -> ChromaOptions {
     }
 }
 
-fn error_text(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut s = std::error::Error::source(e);
-    while let Some(x) = s {
-        out.push_str(": ");
-        out.push_str(&x.to_string());
-        s = x.source();
-    }
-    out
-}
-
 #[test]
 fn an_incompatible_server_is_refused_clearly() {
     for version in ["0.6.3", "2.0.0", "not a version"] {
         let api = fake_chroma(version, 200);
         let e = ChromaStore::open(options(api.url())).expect_err(version);
-        let text = error_text(&e);
+        let text = e.chain();
         assert!(
             text.contains(version) && text.contains("chromadb 1.x"),
             "{text}"
         );
     }
     let api = FakeApi::start(|_, _| Reply::json(404, json!({"detail": "Not Found"})));
-    let text = error_text(&ChromaStore::open(options(api.url())).expect_err("no v2"));
+    let text = ChromaStore::open(options(api.url()))
+        .expect_err("no v2")
+        .chain();
     assert!(text.contains("v2 API") && text.contains("404"), "{text}");
 }
 
@@ -522,7 +480,7 @@ fn a_missing_database_and_refused_token_are_named() {
     let api = fake_chroma("1.0.0", 404);
     let mut o = options(api.url());
     o.database = "my db".into();
-    let text = error_text(&ChromaStore::open(o).expect_err("missing database"));
+    let text = ChromaStore::open(o).expect_err("missing database").chain();
     assert!(
         text.contains("my db") && text.contains("LOBSTER_CHROMA_DATABASE"),
         "{text}"
@@ -544,7 +502,7 @@ fn a_missing_database_and_refused_token_are_named() {
         matches!(&e, Error::Unauthorized { variable, status: 401, .. } if variable == "LOBSTER_CHROMA_TOKEN"),
         "{e:?}"
     );
-    assert!(!error_text(&e).contains("s3cret"));
+    assert!(!e.chain().contains("s3cret"));
     let sent = api.requests();
     assert!(sent
         .iter()

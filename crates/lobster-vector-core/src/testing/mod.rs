@@ -1,6 +1,8 @@
 //! Test support (feature `testing`): the store conformance suite and small
 //! deterministic doubles for unit tests of code that takes an embedder.
 
+pub mod bench;
+pub mod chroma_server;
 pub mod conformance;
 pub mod data;
 mod hashing_embedder;
