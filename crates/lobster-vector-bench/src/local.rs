@@ -1,4 +1,4 @@
-//! The `local` store (SQLite + usearch HNSW) beside ChromaDB's PersistentClient
+//! The `local` store (SQLite + HNSW) beside ChromaDB's PersistentClient
 //! and raw hnswlib, on the same vectors in the same run.
 //!
 //! Datasets: real MiniLM embeddings of MONDO labels (queries: 1,000 MONDO

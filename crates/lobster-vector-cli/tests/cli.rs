@@ -279,7 +279,7 @@ fn store_check_fails_on_a_corrupt_index_file_and_compact_repairs_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     filled_store(&dir);
-    let index_file = dir.join("index").join("big_one.usearch");
+    let index_file = dir.join("index").join("big_one.hnsw");
     let len = std::fs::metadata(&index_file).expect("index file").len();
     std::fs::write(&index_file, vec![0x5a; len as usize]).expect("garble");
 

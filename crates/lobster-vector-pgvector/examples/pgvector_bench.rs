@@ -1,4 +1,4 @@
-//! Figures for the `pgvector` store beside the `local` store (SQLite + usearch)
+//! Figures for the `pgvector` store beside the `local` store (SQLite + HNSW)
 //! on the same vectors: bulk ingest rate, query latency p50/p99 at k=20
 //! (with documents and metadata), and recall@20 against the exact FlatStore.
 //!

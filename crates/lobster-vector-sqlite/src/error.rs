@@ -1,4 +1,4 @@
-//! Mapping SQLite, usearch and file errors into `lobster_vector_core::Error`.
+//! Mapping SQLite, index and file errors into `lobster_vector_core::Error`.
 
 use std::io;
 use std::path::Path;
@@ -42,7 +42,7 @@ pub(crate) fn sql(db: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
-/// A usearch failure on `collection` while doing `action`.
+/// An index failure on `collection` while doing `action`.
 pub(crate) fn index(collection: &str, action: &str, e: impl std::fmt::Display) -> Error {
     Error::backend(
         BACKEND,

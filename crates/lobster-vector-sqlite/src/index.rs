@@ -1,28 +1,23 @@
 //! The in-memory HNSW index of one collection and its files on disk.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, PoisonError, RwLock};
+use std::sync::RwLock;
 
 use lobster_vector_core::{Error, Result};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
-use usearch::ffi::Matches;
-use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::error;
 use crate::fault;
+use crate::hnsw::{self, Graph, Shape};
 use crate::options::HnswParams;
 use crate::schema::CollRow;
 
-/// usearch thread contexts per index: concurrent searches are limited to this
-/// (see [`Permits`]).
-pub(crate) const CONTEXTS: usize = 16;
-
 /// Version of the sidecar format.
-const META_FORMAT: u32 = 2;
+const META_FORMAT: u32 = 3;
 
 /// Batches smaller than this are inserted into the graph by one thread.
 const PARALLEL_MIN: usize = 2_048;
@@ -31,19 +26,14 @@ const PARALLEL_MIN: usize = 2_048;
 /// concurrent inserts start from a well-connected graph.
 const SEQUENTIAL_PREFIX: usize = 1_024;
 
-/// Neighbours a new entry asks for when checking that it reaches itself.
-const SELF_CHECK_K: usize = 10;
-
-/// Candidate list of those self-checks: small, since an entry that is
-/// reachable at all is found at distance 0 almost at once, and a miss only
-/// costs one needless re-insert.
-const SELF_CHECK_EF: usize = 16;
+/// Rounds of re-linking nodes that no list links to after an insertion.
+const REPAIR_ROUNDS: usize = 3;
 
 /// Dead entries beyond which the graph is rebuilt from SQLite: more than this
 /// many and more than a quarter of all entries.
 const REBUILD_DEAD_MIN: usize = 1_024;
 
-/// The sidecar `<collection>.usearch.meta`: which SQLite state the index file reflects.
+/// The sidecar `<collection>.hnsw.meta`: which SQLite state the index file reflects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IndexMeta {
     pub format: u32,
@@ -62,16 +52,14 @@ pub(crate) struct IndexMeta {
     /// XXH3-64 of the index file, 16 hex digits.
     pub xxh3: String,
     pub connectivity: u64,
-    pub usearch_version: String,
 }
 
-/// A collection's HNSW index and the SQLite state it reflects.
+/// A collection's HNSW graph and the SQLite state it reflects.
 ///
-/// Deleted keys are not removed from the usearch graph: usearch would reuse
-/// their slots for later additions while old edges still point at them, which
-/// measurably lowers recall. They are kept as routing nodes in `dead` and
-/// filtered out of results; once they are more than a quarter of the graph it
-/// is rebuilt from SQLite (and `compact` always rebuilds).
+/// Deleted keys stay in the graph as routing nodes, flagged and never
+/// returned; once they are more than a quarter of the graph it is rebuilt
+/// from SQLite (and `compact` always rebuilds).
+#[derive(Debug)]
 pub(crate) struct LiveIndex {
     pub incarnation: i64,
     pub dim: usize,
@@ -81,180 +69,72 @@ pub(crate) struct LiveIndex {
     pub saved_seq: Option<i64>,
     /// Vectors added or removed since the last save.
     pub unsaved: usize,
-    /// Deleted keys still in the graph.
-    pub dead: HashSet<u64>,
-    pub index: Index,
-    /// Threads inserting large batches (see [`HnswParams::build_threads`]).
-    build_threads: usize,
-    /// The index file `index` is a read-only view of (memory-mapped), until the
-    /// first addition copies it into memory. Declared after `index`, so it is
-    /// dropped after it.
-    map: Option<Mmap>,
-}
-
-impl std::fmt::Debug for LiveIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveIndex")
-            .field("incarnation", &self.incarnation)
-            .field("dim", &self.dim)
-            .field("seq", &self.seq)
-            .field("saved_seq", &self.saved_seq)
-            .field("unsaved", &self.unsaved)
-            .field("dead", &self.dead.len())
-            .field("size", &self.index.size())
-            .finish()
-    }
+    graph: Graph,
+    params: HnswParams,
 }
 
 impl LiveIndex {
     /// An empty index for a collection incarnation, at sequence `seq`.
-    pub fn empty(
-        name: &str,
-        incarnation: i64,
-        dim: usize,
-        seq: i64,
-        params: &HnswParams,
-        capacity: usize,
-    ) -> Result<Self> {
-        let options = IndexOptions {
-            dimensions: dim,
-            metric: MetricKind::IP,
-            quantization: ScalarKind::F32,
-            connectivity: params.m,
-            expansion_add: params.ef_construction,
-            expansion_search: params.ef_search,
-            multi: false,
-        };
-        let index = Index::new(&options).map_err(|e| error::index(name, "create", e))?;
-        index
-            .reserve_capacity_and_threads(capacity.max(64), CONTEXTS)
-            .map_err(|e| error::index(name, "reserve", e))?;
-        Ok(Self {
+    pub fn empty(incarnation: i64, dim: usize, seq: i64, params: &HnswParams) -> Self {
+        Self {
             incarnation,
             dim,
             seq,
             saved_seq: None,
             unsaved: 0,
-            dead: HashSet::new(),
-            index,
-            build_threads: params.build_threads,
-            map: None,
-        })
-    }
-
-    /// Whether the index is still a read-only view of its file.
-    pub fn is_view(&self) -> bool {
-        self.map.is_some()
-    }
-
-    /// Copies a viewed index into memory so it can change.
-    pub fn make_mutable(&mut self, name: &str, params: &HnswParams) -> Result<()> {
-        let Some(map) = &self.map else {
-            return Ok(());
-        };
-        let fail = |e: &dyn std::fmt::Display| error::index(name, "copy the mapped index", e);
-        let head = Index::metadata_from_buffer(map).map_err(|e| fail(&e))?;
-        let index = Index::new(&head.into()).map_err(|e| fail(&e))?;
-        index
-            .reserve_capacity_and_threads(64, CONTEXTS)
-            .map_err(|e| fail(&e))?;
-        index.load_from_buffer(map).map_err(|e| fail(&e))?;
-        index.change_expansion_add(params.ef_construction);
-        index.change_expansion_search(params.ef_search);
-        index
-            .reserve_capacity_and_threads(index.size().max(64), CONTEXTS)
-            .map_err(|e| fail(&e))?;
-        // The view is dropped before the mapping it reads.
-        self.index = index;
-        self.map = None;
-        Ok(())
+            graph: Graph::new(Shape { dim, m: params.m }),
+            params: *params,
+        }
     }
 
     /// Live entries (deleted ones excluded).
     pub fn size(&self) -> usize {
-        self.index.size().saturating_sub(self.dead.len())
+        self.graph.len() - self.graph.dead()
+    }
+
+    /// Deleted entries still in the graph.
+    pub fn dead(&self) -> usize {
+        self.graph.dead()
     }
 
     /// Whether `key` is a live entry.
     pub fn is_live(&self, key: u64) -> bool {
-        self.index.contains(key) && !self.dead.contains(&key)
+        self.graph.is_live(key)
+    }
+
+    /// The indexed vector of `key`.
+    pub fn vector(&self, key: u64) -> Option<&[f32]> {
+        self.graph.vector(key)
     }
 
     /// Whether enough entries are dead to rebuild the graph.
     pub fn needs_rebuild(&self) -> bool {
-        self.dead.len() > REBUILD_DEAD_MIN && self.dead.len() * 4 > self.index.size()
+        let dead = self.graph.dead();
+        dead > REBUILD_DEAD_MIN && dead * 4 > self.graph.len()
     }
 
-    /// The `k` nearest live entries: exact scan or HNSW search.
-    pub fn search(&self, name: &str, q: &[f32], k: usize, exact: bool) -> Result<Matches> {
-        let fail = |e: &dyn std::fmt::Display| error::index(name, "search", e);
-        if self.dead.is_empty() {
-            return if exact {
-                self.index.exact_search(q, k).map_err(|e| fail(&e))
-            } else {
-                self.index.search(q, k).map_err(|e| fail(&e))
-            };
-        }
+    /// The `k` nearest live entries as `(key, cosine distance)`, nearest
+    /// first: exact scan or HNSW search with `max(ef_search, k)` candidates.
+    pub fn search(&self, q: &[f32], k: usize, exact: bool) -> Vec<(u64, f32)> {
         if exact {
-            let want = (k + self.dead.len()).min(self.index.size());
-            let m = self.index.exact_search(q, want).map_err(|e| fail(&e))?;
-            let (mut keys, mut distances) = (Vec::with_capacity(k), Vec::with_capacity(k));
-            for (key, d) in m.keys.into_iter().zip(m.distances) {
-                if keys.len() < k && !self.dead.contains(&key) {
-                    keys.push(key);
-                    distances.push(d);
-                }
-            }
-            return Ok(Matches { keys, distances });
+            self.graph.exact(q, k)
+        } else {
+            self.graph.search(q, k, self.params.ef_search)
         }
-        let dead = &self.dead;
-        self.index
-            .filtered_search(q, k, |key| !dead.contains(&key))
-            .map_err(|e| fail(&e))
-    }
-
-    fn reserve_for(&self, name: &str, extra: usize) -> Result<()> {
-        let need = self.index.size() + extra;
-        let cap = self.index.capacity();
-        if need > cap {
-            let new_cap = need.max(cap.saturating_mul(2)).max(64);
-            self.index
-                .reserve_capacity_and_threads(new_cap, CONTEXTS)
-                .map_err(|e| error::index(name, "reserve", e))?;
-        }
-        Ok(())
     }
 
     /// Marks live keys dead; returns how many were live.
     pub fn remove(&mut self, keys: &[u64]) -> usize {
-        let mut n = 0;
-        for &k in keys {
-            if self.index.contains(k) && self.dead.insert(k) {
-                n += 1;
-            }
-        }
+        let n = keys.iter().filter(|&&k| self.graph.delete(k)).count();
         self.unsaved += n;
         n
     }
 
-    /// Adds `(key, unit vector)` pairs whose keys are absent.
+    /// Adds `(key, unit vector)` pairs whose keys are absent: the first
+    /// [`SEQUENTIAL_PREFIX`] entries of the graph and small batches by this
+    /// thread, large batches by `build_threads` threads; then re-links nodes
+    /// that no list links to any more.
     pub fn add(&mut self, name: &str, items: &[(u64, Vec<f32>)]) -> Result<usize> {
-        if items.is_empty() {
-            return Ok(0);
-        }
-        if self.is_view() {
-            let params = HnswParams {
-                m: self.index.connectivity(),
-                ef_construction: self.index.expansion_add(),
-                ef_search: self.index.expansion_search(),
-                build_threads: self.build_threads,
-            };
-            self.make_mutable(name, &params)?;
-        }
-        let fresh: Vec<&(u64, Vec<f32>)> = items
-            .iter()
-            .filter(|(k, v)| v.len() == self.dim && !self.index.contains(*k))
-            .collect();
         if let Some((k, v)) = items.iter().find(|(_, v)| v.len() != self.dim) {
             return Err(error::corrupt(format!(
                 "record key {k} of collection `{name}` has {} floats, the index {}",
@@ -262,102 +142,37 @@ impl LiveIndex {
                 self.dim
             )));
         }
-        self.reserve_for(name, fresh.len())?;
-        self.insert(name, &fresh)?;
-        self.unsaved += fresh.len();
-        Ok(fresh.len())
-    }
-
-    /// Inserts absent keys: the first [`SEQUENTIAL_PREFIX`] entries of the graph
-    /// and small batches by this thread, large batches by `build_threads`
-    /// threads followed by [`repair`](Self::repair).
-    fn insert(&self, name: &str, items: &[&(u64, Vec<f32>)]) -> Result<()> {
-        let add = |(k, v): &(u64, Vec<f32>)| {
-            self.index
-                .add(*k, v)
-                .map_err(|e| error::index(name, "add", e))
+        let fresh: Vec<(u64, &[f32])> = items
+            .iter()
+            .filter(|(k, _)| !self.graph.contains(*k))
+            .map(|(k, v)| (*k, v.as_slice()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let serial = if fresh.len() < PARALLEL_MIN {
+            fresh.len()
+        } else {
+            SEQUENTIAL_PREFIX.saturating_sub(self.graph.len())
         };
-        let prefix = SEQUENTIAL_PREFIX
-            .saturating_sub(self.index.size())
-            .min(items.len());
-        let (head, tail) = items.split_at(prefix);
-        head.iter().try_for_each(|item| add(item))?;
-        let threads = self.build_threads.clamp(1, CONTEXTS);
-        if threads == 1 || tail.len() < PARALLEL_MIN {
-            return tail.iter().try_for_each(|item| add(item));
-        }
-        let chunk = tail.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let workers: Vec<_> = tail
-                .chunks(chunk)
-                .map(|part| s.spawn(move || part.iter().try_for_each(|item| add(item))))
-                .collect();
-            workers.into_iter().try_for_each(|w| {
-                w.join()
-                    .map_err(|_| error::index(name, "add", "an insert thread panicked"))?
-            })
-        })?;
-        self.repair(name, tail).map(|_| ())
-    }
-
-    /// Concurrent usearch inserts can leave an entry stored but unreachable by
-    /// search (usearch issue #735). Every entry of `items` searches for its own
-    /// vector (in parallel); those not among the nearest [`SELF_CHECK_K`] are
-    /// removed and inserted again by this thread. Returns how many were.
-    fn repair(&self, name: &str, items: &[&(u64, Vec<f32>)]) -> Result<usize> {
-        let k = SELF_CHECK_K.min(self.index.size());
-        let threads = self.build_threads.clamp(1, CONTEXTS);
-        let chunk = items.len().div_ceil(threads).max(1);
-        // The caller holds the index exclusively: no search sees this ef.
-        let ef = self.index.expansion_search();
-        self.index.change_expansion_search(SELF_CHECK_EF);
-        let lost = std::thread::scope(|s| {
-            let workers: Vec<_> = items
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        let mut lost = Vec::new();
-                        for item in part {
-                            let m = self
-                                .index
-                                .search(&item.1, k)
-                                .map_err(|e| error::index(name, "search", e))?;
-                            if !m.keys.contains(&item.0) {
-                                lost.push(*item);
-                            }
-                        }
-                        Ok::<_, Error>(lost)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for w in workers {
-                all.extend(
-                    w.join()
-                        .map_err(|_| error::index(name, "search", "a check thread panicked"))??,
-                );
+        let efc = self.params.ef_construction;
+        self.graph
+            .add(&fresh, efc, serial, self.params.build_threads.max(1));
+        for round in 0..REPAIR_ROUNDS {
+            let orphans = self.graph.orphans();
+            if orphans.is_empty() {
+                break;
             }
-            Ok::<_, Error>(all)
-        });
-        self.index.change_expansion_search(ef);
-        let lost: Vec<&(u64, Vec<f32>)> = lost?;
-        for (key, v) in &lost {
-            self.index
-                .remove(*key)
-                .map_err(|e| error::index(name, "remove", e))?;
-            self.index
-                .add(*key, v)
-                .map_err(|e| error::index(name, "add", e))?;
-        }
-        if !lost.is_empty() {
             tracing::debug!(
                 collection = name,
-                reinserted = lost.len(),
-                checked = items.len(),
-                "re-inserted entries a concurrent insert left unreachable"
+                round,
+                orphans = orphans.len(),
+                "re-linking nodes no list links to"
             );
+            self.graph.link(&orphans, efc, orphans.len(), 1);
         }
-        Ok(lost.len())
+        self.unsaved += fresh.len();
+        Ok(fresh.len())
     }
 }
 
@@ -370,12 +185,19 @@ pub(crate) enum LoadFailure {
     Invalid(String),
 }
 
+/// Extension of index files (`<collection>.hnsw`, sidecar `<collection>.hnsw.meta`).
+pub(crate) const INDEX_EXT: &str = "hnsw";
+
+/// Extension of index files of earlier versions (usearch): never loaded,
+/// removed by `compact`.
+pub(crate) const LEGACY_EXT: &str = "usearch";
+
 pub(crate) fn index_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.usearch"))
+    dir.join(format!("{name}.{INDEX_EXT}"))
 }
 
 pub(crate) fn meta_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.usearch.meta"))
+    dir.join(format!("{name}.{INDEX_EXT}.meta"))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -469,7 +291,8 @@ pub(crate) fn verify(
     Ok((meta, bytes))
 }
 
-/// Loads the index file if it matches its sidecar and the collection row.
+/// Loads the index file if it matches its sidecar and the collection row:
+/// the graph searches the mapped file in place.
 pub(crate) fn load(
     dir: &Path,
     name: &str,
@@ -477,59 +300,34 @@ pub(crate) fn load(
     params: &HnswParams,
 ) -> std::result::Result<LiveIndex, LoadFailure> {
     let (meta, bytes) = verify(dir, name, row)?;
-    let dim = row.dimension.unwrap_or(0);
     let invalid = LoadFailure::Invalid;
-    let head = Index::metadata_from_buffer(&bytes)
-        .map_err(|e| invalid(format!("usearch cannot read the header: {e}")))?;
-    if head.dimensions != meta.dimension
-        || head.metric != MetricKind::IP
-        || head.quantization != ScalarKind::F32
-        || head.multi
-        || head.count_present != meta.count + meta.dead.len() as u64
-    {
-        return Err(invalid(format!(
-            "the index header ({head:?}) does not match the sidecar"
-        )));
+    let dim = row.dimension.unwrap_or(0);
+    let mut graph = hnsw::file::view(bytes).map_err(|e| invalid(format!("the index file: {e}")))?;
+    for &k in &meta.dead {
+        if !graph.delete(k) {
+            return Err(invalid(format!(
+                "the sidecar's deleted key {k} is not a live entry of the index"
+            )));
+        }
     }
-    let index =
-        Index::new(&head.into()).map_err(|e| invalid(format!("usearch cannot create: {e}")))?;
-    // Thread contexts first: `view` keeps the ones reserved before it.
-    index
-        .reserve_capacity_and_threads(64, CONTEXTS)
-        .map_err(|e| invalid(format!("usearch cannot reserve: {e}")))?;
-    // SAFETY: `bytes` (the mapping) moves into the returned `LiveIndex`, which
-    // drops the view before the mapping (field order), and the mapping does not
-    // change meanwhile (see `verify`).
-    unsafe { index.view_from_buffer(&bytes) }
-        .map_err(|e| invalid(format!("usearch cannot view: {e}")))?;
-    let dead: HashSet<u64> = meta.dead.iter().copied().collect();
-    if dead.len() != meta.dead.len() || !dead.iter().all(|k| index.contains(*k)) {
-        return Err(invalid(
-            "the sidecar's deleted keys do not match the index".into(),
-        ));
-    }
-    if index.size() as u64 != meta.count + dead.len() as u64 || index.dimensions() != dim {
+    if graph.len() as u64 != meta.count + meta.dead.len() as u64 || graph.shape().dim != dim {
         return Err(invalid(format!(
-            "the loaded index holds {} {}-d vectors, the sidecar says {} live + {} deleted {}-d",
-            index.size(),
-            index.dimensions(),
+            "the index holds {} {}-d vectors, the sidecar says {} live + {} deleted {}-d",
+            graph.len(),
+            graph.shape().dim,
             meta.count,
-            dead.len(),
+            meta.dead.len(),
             meta.dimension
         )));
     }
-    index.change_expansion_add(params.ef_construction);
-    index.change_expansion_search(params.ef_search);
     Ok(LiveIndex {
         incarnation: row.incarnation,
         dim,
         seq: meta.seq,
         saved_seq: Some(meta.seq),
         unsaved: 0,
-        dead,
-        index,
-        build_threads: params.build_threads,
-        map: Some(bytes),
+        graph,
+        params: *params,
     })
 }
 
@@ -547,21 +345,13 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// Saves `live` as `<dir>/<name>.usearch` plus sidecar, atomically (temp file,
+/// Saves `live` as `<dir>/<name>.hnsw` plus sidecar, atomically (temp file,
 /// fsync, rename, fsync the directory). Returns the sidecar written.
 pub(crate) fn save(dir: &Path, name: &str, live: &LiveIndex) -> Result<IndexMeta> {
-    let serialised;
-    let bytes: &[u8] = match &live.map {
-        // A view is its file's bytes, unchanged (deletions live in the sidecar).
-        Some(map) => map,
-        None => {
-            let mut buf = vec![0u8; live.index.serialized_length()];
-            live.index
-                .save_to_buffer(&mut buf)
-                .map_err(|e| error::index(name, "serialise", e))?;
-            serialised = buf;
-            &serialised
-        }
+    // A graph still viewing its file is that file's bytes (deletions live in the sidecar).
+    let bytes: Cow<'_, [u8]> = match live.graph.mapped_file() {
+        Some(map) => Cow::Borrowed(map),
+        None => Cow::Owned(live.graph.to_bytes()),
     };
     let len = bytes.len();
     let meta = IndexMeta {
@@ -570,22 +360,17 @@ pub(crate) fn save(dir: &Path, name: &str, live: &LiveIndex) -> Result<IndexMeta
         incarnation: live.incarnation,
         seq: live.seq,
         count: live.size() as u64,
-        dead: {
-            let mut d: Vec<u64> = live.dead.iter().copied().collect();
-            d.sort_unstable();
-            d
-        },
+        dead: live.graph.deleted_keys(),
         dimension: live.dim as u64,
         bytes: len as u64,
-        xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes)),
-        connectivity: live.index.connectivity() as u64,
-        usearch_version: usearch::version().to_string(),
+        xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+        connectivity: live.graph.shape().m as u64,
     };
     let json = serde_json::to_vec_pretty(&meta)
         .map_err(|e| error::index(name, "describe the index file", e))?;
     let (ipath, mpath) = (index_path(dir, name), meta_path(dir, name));
     let (itmp, mtmp) = (tmp_path(&ipath), tmp_path(&mpath));
-    write_synced(&itmp, bytes)?;
+    write_synced(&itmp, &bytes)?;
     fault::point(1);
     write_synced(&mtmp, &json)?;
     fault::point(2);
@@ -610,52 +395,16 @@ pub(crate) fn remove_files(dir: &Path, name: &str) {
     }
 }
 
-/// A counting semaphore bounding concurrent searches to the usearch thread contexts.
-#[derive(Debug)]
-pub(crate) struct Permits {
-    free: Mutex<usize>,
-    cv: Condvar,
-}
-
-pub(crate) struct Permit<'a>(&'a Permits);
-
-impl Permits {
-    pub fn new(n: usize) -> Self {
-        Self {
-            free: Mutex::new(n),
-            cv: Condvar::new(),
-        }
-    }
-
-    pub fn acquire(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            free = self.cv.wait(free).unwrap_or_else(PoisonError::into_inner);
-        }
-        *free -= 1;
-        Permit(self)
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.0.cv.notify_one();
-    }
-}
-
 /// One collection's in-memory state in this process.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub live: RwLock<Option<LiveIndex>>,
-    pub permits: Permits,
 }
 
 impl Slot {
     pub fn new() -> Self {
         Self {
             live: RwLock::new(None),
-            permits: Permits::new(CONTEXTS),
         }
     }
 }

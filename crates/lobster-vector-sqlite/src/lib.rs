@@ -1,13 +1,14 @@
 //! The embedded persistent vector store of lobster-vector (backend `local`, the
 //! default): SQLite is the log and the source of truth, one HNSW index file per
-//! collection (usearch, inner product over the stored unit vectors, `f32`) is derived from it.
+//! collection (an HNSW graph over the stored unit vectors, `f32`, distance
+//! `1 − dot`; module `hnsw`) is derived from it.
 //!
 //! # Layout
 //!
 //! ```text
 //! <dir>/store.sqlite3                  SQLite (WAL, synchronous=FULL): collections, records, tombstones
-//! <dir>/index/<collection>.usearch     usearch HNSW index of the collection (derived, disposable)
-//! <dir>/index/<collection>.usearch.meta JSON sidecar: which SQLite state the index file reflects
+//! <dir>/index/<collection>.hnsw       HNSW index of the collection (derived, disposable)
+//! <dir>/index/<collection>.hnsw.meta  JSON sidecar: which SQLite state the index file reflects
 //! <dir>/write.lock                     `flock`ed by the one writer process
 //! ```
 //!
@@ -26,15 +27,14 @@
 //!   transaction takes the next value; every record row it inserts carries that
 //!   `seq`, and every record row it removes (delete, or overwrite of an existing
 //!   id) leaves a row `(collection, seq, rid)` in the `tombstones` table.
-//! * A record row's `rid` (`INTEGER PRIMARY KEY AUTOINCREMENT`) is its usearch
+//! * A record row's `rid` (`INTEGER PRIMARY KEY AUTOINCREMENT`) is its index
 //!   key. An overwrite deletes the old row and inserts a new one, so a key is
 //!   never reused and a key always denotes the same vector. Replaying a range of
 //!   `seq` is therefore idempotent: mark tombstoned keys that are present as
 //!   deleted, add record keys that are absent.
 //! * Deletes are authoritative in SQLite. In the HNSW graph a deleted key stays
-//!   as a routing node, listed in the index's `dead` set and filtered out of
-//!   every search (usearch would otherwise reuse its slot for a later vector
-//!   while old edges still point at it, which measurably costs recall); once
+//!   as a routing node, flagged dead and filtered out of every search (the
+//!   graph around it stays as it was built, so recall does not suffer); once
 //!   dead entries pass a quarter of the graph it is rebuilt from SQLite.
 //!   Search results are read back from SQLite by key, so a deleted id is never
 //!   returned even by an index that is behind.
@@ -43,9 +43,10 @@
 //!   write that touched its records), `record_count` and `tombstone_floor`
 //!   (tombstones at or below it have been pruned).
 //! * Records keep their vector L2-normalised, as a little-endian `f32` blob.
-//! * The index file `<c>.usearch` is usearch's own serialisation; the sidecar
-//!   `<c>.usearch.meta` is JSON `{format, collection, incarnation, seq, count,
-//!   dead, dimension, bytes, xxh3, connectivity, usearch_version}`. Both are
+//! * The index file `<c>.hnsw` is the graph's own format (header, keys,
+//!   levels, upper-level links, vectors, level-0 links; see `hnsw::file`);
+//!   the sidecar `<c>.hnsw.meta` is JSON `{format, collection, incarnation,
+//!   seq, count, dead, dimension, bytes, xxh3, connectivity}`. Both are
 //!   written to temporary files and fsynced, renamed into place (index first),
 //!   and the directory is fsynced last. An index file is used only if its sidecar parses, names the same
 //!   collection incarnation and dimension, its `seq` lies between the
@@ -65,10 +66,12 @@
 //! # Opening
 //!
 //! [`SqliteStore::open`] reads no index. A collection's index is made ready on
-//! its first search or write: a valid index file is memory-mapped (usearch
-//! `view`, after its checksum is verified) and searched in place — no vector is
-//! re-read from SQLite or copied — then newer writes are replayed; the first
-//! addition copies the mapped index into memory.
+//! its first search or write: a valid index file is memory-mapped (after its
+//! checksum and its links are verified) and its vectors and level-0 links are
+//! searched in place — no vector is re-read from SQLite or copied — then newer
+//! writes are replayed; the first addition copies the mapped index into memory.
+//! Index files of earlier versions (`<c>.usearch`) are ignored (the index is
+//! rebuilt from SQLite) and removed by `compact`.
 //!
 //! # Reads, writes and concurrency
 //!
@@ -85,21 +88,21 @@
 //!   refuse writes. SQLite's `busy_timeout` covers the short locks SQLite itself
 //!   takes (checkpoints, backups).
 //! * Inside a process, the HNSW index of each collection sits behind an
-//!   `RwLock`: searches share it, adds and removes (which usearch must not run
-//!   while searching) take it exclusively, after the SQLite commit. Small
-//!   batches are added to the graph by one thread; batches of 2,048 vectors or
-//!   more by [`HnswParams::build_threads`] threads (default: the cores, at
-//!   most 4). Concurrent usearch inserts can leave an entry unreachable
-//!   (upstream issue #735), so after each concurrent insert every new entry
-//!   searches for its own vector (with a short candidate list) and those not
-//!   found are removed and inserted again by one thread.
-//! * A search asks usearch for `min(k, count)` neighbours (usearch uses
-//!   `ef = max(ef_search, k)`); collections of fewer than
+//!   `RwLock`: searches share it, adds and removes take it exclusively, after
+//!   the SQLite commit. Small batches are linked into the graph by one thread;
+//!   batches of 2,048 vectors or more by [`HnswParams::build_threads`] threads
+//!   (default: the cores, at most 4) with per-node lock stripes. Pruning full
+//!   link lists can leave a node that no list links to (more often after
+//!   concurrent inserts of near-duplicates); after every insertion such nodes
+//!   are found with one pass over the level-0 lists and linked again.
+//! * A search asks the graph for `min(k, count)` neighbours with a candidate
+//!   list of `max(ef_search, k)`; collections of fewer than
 //!   [`SqliteOptions::exact_search_below`] vectors are scanned exactly instead.
-//!   The hits' ids, documents, metadata and vectors are then read from SQLite in
-//!   one query; a key no longer in SQLite (deleted meanwhile) is dropped, and the
-//!   distance is recomputed as `1 - dot` of the stored unit vectors, so distances
-//!   agree with [`FlatStore`](lobster_vector_core::FlatStore) to float rounding.
+//!   The hits' ids, documents and metadata are then read from SQLite in one
+//!   query; a key no longer in SQLite (deleted meanwhile) is dropped. The
+//!   graph holds the same unit vectors as SQLite and scores them with the
+//!   same kernel as [`FlatStore`](lobster_vector_core::FlatStore), so
+//!   distances agree with it to float rounding.
 //!
 //! # Maintenance
 //!
@@ -108,6 +111,7 @@
 //! [`SqliteStore::backup`] (an online, consistent copy while writes go on).
 
 mod error;
+mod hnsw;
 mod index;
 mod lock;
 mod maintenance;

@@ -137,11 +137,11 @@ fn index_files(dir: &Path) -> Vec<(String, PathBuf)> {
             continue;
         };
         let base = file.strip_suffix(".tmp").unwrap_or(file);
-        let name = base
-            .strip_suffix(".usearch.meta")
-            .or_else(|| base.strip_suffix(".usearch"));
-        if let Some(name) = name {
-            out.push((name.to_string(), p.clone()));
+        let base = base.strip_suffix(".meta").unwrap_or(base);
+        if let Some((name, ext)) = base.rsplit_once('.') {
+            if ext == index::INDEX_EXT || ext == index::LEGACY_EXT {
+                out.push((name.to_string(), p.clone()));
+            }
         }
     }
     out.sort();
@@ -249,12 +249,11 @@ impl SqliteStore {
             check.index_entries = l.size();
             check.missing_from_index = rids.len() - present;
             check.extra_in_index = l.size().saturating_sub(present);
-            check.dead_entries = l.dead.len();
+            check.dead_entries = l.dead();
             let step = (rids.len() / VECTOR_SAMPLE).max(1);
             let mut st = tx
                 .prepare_cached("SELECT vector FROM records WHERE rid = ?1")
                 .db(db)?;
-            let mut buf = vec![0f32; dim];
             for &rid in rids.iter().step_by(step) {
                 let k = key(rid)?;
                 if !l.is_live(k) {
@@ -263,8 +262,10 @@ impl SqliteStore {
                 let blob: Option<Vec<u8>> = st.query_row([rid], |r| r.get(0)).optional().db(db)?;
                 let Some(blob) = blob else { continue };
                 let stored = decode(&blob, dim)?;
-                let same = l.index.get(k, &mut buf).is_ok_and(|n| n == 1)
-                    && stored.iter().zip(&buf).all(|(a, b)| (a - b).abs() <= 1e-6);
+                let same = l.vector(k).is_some_and(|v| {
+                    v.len() == stored.len()
+                        && stored.iter().zip(v).all(|(a, b)| (a - b).abs() <= 1e-6)
+                });
                 if !same {
                     check.vector_mismatches += 1;
                 }
@@ -322,7 +323,10 @@ impl SqliteStore {
         let mut stray = 0;
         for (n, p) in index_files(&self.paths.index_dir) {
             let is_tmp = p.extension().is_some_and(|x| x == "tmp");
-            if is_tmp || names.binary_search(&n).is_err() {
+            let legacy = p
+                .to_str()
+                .is_some_and(|f| f.contains(&format!(".{}", index::LEGACY_EXT)));
+            if is_tmp || legacy || names.binary_search(&n).is_err() {
                 match fs::remove_file(&p) {
                     Ok(()) => stray += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}

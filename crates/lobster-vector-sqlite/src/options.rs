@@ -2,41 +2,39 @@
 
 use std::time::Duration;
 
-/// HNSW graph parameters of the per-collection usearch index.
+/// HNSW graph parameters of the per-collection index.
 ///
 /// `m` and `ef_construction` apply to indexes built from now on (an index
 /// loaded from disk keeps the connectivity it was built with until
 /// [`compact`](crate::SqliteStore::compact) rebuilds it); `ef_search` applies
 /// to every search.
+///
+/// The defaults were chosen on MiniLM embeddings of all MONDO labels (27,990
+/// vectors, 1,000 held-out synonym queries, k = 20, two build threads):
+/// recall@20 0.984 at about 0.34 ms per query, at the recall of hnswlib with
+/// its usual `M = 16, ef_construction = 200, ef = 64`, and about 25 % faster to
+/// build than that setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
-    /// Edges per node (`M`, usearch's "connectivity"). Default 16.
+    /// Links per node on the upper levels (`M`); level 0 keeps `2m`. Default 20.
     pub m: usize,
-    /// Size of the candidate list while inserting. Default 100 (ChromaDB's
-    /// default): about half the insert time of 200, with the recall lost
-    /// made up by a larger `ef_search`.
+    /// Size of the candidate list while inserting. Default 150.
     pub ef_construction: usize,
     /// Size of the candidate list while searching; a search for `k` neighbours
-    /// uses `max(ef_search, k)`. Default 80: with the default graph it gave
-    /// recall@20 0.983 on MiniLM embeddings of MONDO, as hnswlib with
-    /// `ef_construction = 200`, `ef = 64`.
+    /// uses `max(ef_search, k)`. Default 64.
     pub ef_search: usize,
-    /// Threads that insert a large batch (2,048 vectors or more) into the graph
-    /// concurrently. Default: the available cores, at most 4. Concurrent usearch inserts can leave a few
-    /// entries unreachable (usearch issue #735), so after a concurrent insert
-    /// every new entry searches for its own vector and the ones not found are
-    /// inserted again by one thread. More threads speed up ingest on idle
-    /// cores, but usearch's node locks spin, so on cores shared with other
-    /// busy processes they were measured slower than one: set 1 there.
+    /// Threads that link a large batch (2,048 vectors or more) into the graph
+    /// concurrently. Default: the available cores, at most 4. On cores shared
+    /// with other busy processes one thread can be as fast: set 1 there.
     pub build_threads: usize,
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
         Self {
-            m: 16,
-            ef_construction: 100,
-            ef_search: 80,
+            m: 20,
+            ef_construction: 150,
+            ef_search: 64,
             build_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
     }

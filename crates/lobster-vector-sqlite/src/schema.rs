@@ -247,7 +247,7 @@ pub(crate) fn decode(blob: &[u8], dim: usize) -> Result<Vec<f32>> {
         .collect())
 }
 
-/// Converts a SQLite rowid into a usearch key.
+/// Converts a SQLite rowid into an index key.
 pub(crate) fn key(rid: i64) -> Result<u64> {
     u64::try_from(rid).map_err(|_| corrupt(format!("record rowid {rid} is negative")))
 }

@@ -8,8 +8,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lobster_vector_core::{
-    flat::kernel, metric::normalize, validate, CollectionInfo, Error, Hit, Metadata, Metric,
-    Record, Result, VectorStore,
+    metric::normalize, validate, CollectionInfo, Error, Hit, Metadata, Record, Result, VectorStore,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -449,14 +448,7 @@ impl SqliteStore {
             .dimension
             .ok_or_else(|| corrupt(format!("collection `{name}` has records but no dimension")))?;
         let started = std::time::Instant::now();
-        let mut l = LiveIndex::empty(
-            name,
-            row.incarnation,
-            dim,
-            row.last_seq,
-            &self.options.hnsw,
-            row.record_count,
-        )?;
+        let mut l = LiveIndex::empty(row.incarnation, dim, row.last_seq, &self.options.hnsw);
         self.stream_records(
             conn,
             "SELECT rid, vector FROM records WHERE collection = ?1 AND seq <= ?2",
@@ -542,14 +534,7 @@ impl SqliteStore {
         }
         if !c.prev_had_vectors {
             // The collection had no vectors before: this batch is all of it.
-            let mut l = LiveIndex::empty(
-                name,
-                c.incarnation,
-                c.dim,
-                c.seq,
-                &self.options.hnsw,
-                c.added.len(),
-            )?;
+            let mut l = LiveIndex::empty(c.incarnation, c.dim, c.seq, &self.options.hnsw);
             l.add(name, &c.added)?;
             *live = Some(l);
             return Ok(());
@@ -627,16 +612,16 @@ impl SqliteStore {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Hits for the index keys `keys` (nearest first as usearch found them):
-    /// rows read in one query, distances recomputed from the stored vectors,
-    /// keys no longer in SQLite dropped.
-    fn fetch(&self, conn: &Connection, name: &str, q: &[f32], keys: &[u64]) -> Result<Vec<Hit>> {
-        if keys.is_empty() {
+    /// Hits for the index's `(key, distance)` matches, nearest first: rows read
+    /// in one query, keys no longer in SQLite dropped. (The index holds the
+    /// same unit vectors as SQLite, so its distances are the stored vectors'.)
+    fn fetch(&self, conn: &Connection, name: &str, matches: &[(u64, f32)]) -> Result<Vec<Hit>> {
+        if matches.is_empty() {
             return Ok(Vec::new());
         }
         let db = &self.paths.db;
-        let mut wanted = Vec::with_capacity(keys.len());
-        for &k in keys {
+        let mut wanted = Vec::with_capacity(matches.len());
+        for &(k, _) in matches {
             wanted.push(Value::Integer(
                 i64::try_from(k).map_err(|_| corrupt(format!("index key {k} out of range")))?,
             ));
@@ -644,35 +629,32 @@ impl SqliteStore {
         let wanted = Rc::new(wanted);
         let mut st = conn
             .prepare_cached(
-                "SELECT rid, id, document, metadata, vector FROM records \
+                "SELECT rid, id, document, metadata FROM records \
                  WHERE rid IN rarray(?1) AND +collection = ?2",
             )
             .db(db)?;
         let mut rows = st.query(params![wanted, name]).db(db)?;
-        let mut found: HashMap<u64, Hit> = HashMap::with_capacity(keys.len());
+        let mut found: HashMap<u64, (String, Option<String>, Metadata)> =
+            HashMap::with_capacity(matches.len());
         while let Some(r) = rows.next().db(db)? {
             let rid = key(r.get(0).db(db)?)?;
             let id: String = r.get(1).db(db)?;
             let document: Option<String> = r.get(2).db(db)?;
             let metadata = parse_metadata(r.get_ref(3).db(db)?.as_str().map_err(corrupt_col)?)?;
-            let v = decode(
-                r.get_ref(4).db(db)?.as_blob().map_err(corrupt_col)?,
-                q.len(),
-            )?;
-            let distance = Metric::Cosine.distance_from_unit_dot(kernel::dot(q, &v));
-            found.insert(
-                rid,
-                Hit {
+            found.insert(rid, (id, document, metadata));
+        }
+        Ok(matches
+            .iter()
+            .filter_map(|&(k, distance)| {
+                let (id, document, metadata) = found.remove(&k)?;
+                Some(Hit {
                     id,
                     distance,
                     document,
                     metadata,
-                },
-            );
-        }
-        let mut hits: Vec<Hit> = keys.iter().filter_map(|k| found.remove(k)).collect();
-        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
-        Ok(hits)
+                })
+            })
+            .collect())
     }
 
     /// One search attempt; `None` when hits vanished meanwhile (retry).
@@ -712,11 +694,10 @@ impl SqliteStore {
             if kk == 0 {
                 return Ok(Some(Vec::new()));
             }
-            let _permit = slot.permits.acquire();
-            l.search(collection, &q, kk, n < self.options.exact_search_below)?
+            l.search(&q, kk, n < self.options.exact_search_below)
         };
-        let hits = self.fetch(&conn, collection, &q, &matches.keys)?;
-        if hits.len() < matches.keys.len() && !last_try {
+        let hits = self.fetch(&conn, collection, &matches)?;
+        if hits.len() < matches.len() && !last_try {
             return Ok(None);
         }
         Ok(Some(hits))

@@ -19,11 +19,11 @@ fn opts() -> SqliteOptions {
 }
 
 fn index_file(dir: &Path) -> PathBuf {
-    dir.join("index").join(format!("{C}.usearch"))
+    dir.join("index").join(format!("{C}.hnsw"))
 }
 
 fn meta_file(dir: &Path) -> PathBuf {
-    dir.join("index").join(format!("{C}.usearch.meta"))
+    dir.join("index").join(format!("{C}.hnsw.meta"))
 }
 
 /// 1,500 data vectors of 12 clusters.

@@ -1,0 +1,252 @@
+//! Linking new nodes into the graph: HNSW insertion with the neighbour
+//! selection heuristic, by one thread or several. Several threads follow
+//! hnswlib's scheme: each link list is rewritten under its node's lock (here
+//! a lock stripe), readers see link words through atomics, and a node whose
+//! level tops the graph holds the entry-point lock for its whole insertion.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::search::{distance, Near, Visited, Walk};
+
+/// Lock stripes guarding link lists: node `i` uses stripe `i % STRIPES`. A
+/// thread never holds two stripes at once.
+const STRIPES: usize = 1_024;
+
+/// The graph's entry point and top level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Top {
+    pub entry: Option<u32>,
+    pub max_level: usize,
+}
+
+/// Per-thread working memory of insertions.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    visited: Visited,
+    buf: Vec<u32>,
+}
+
+/// Inserts nodes whose vectors, levels and (empty) link lists are already in
+/// place.
+pub(crate) struct Builder<'a> {
+    pub walk: Walk<'a, [AtomicU32]>,
+    pub levels: &'a [u8],
+    pub m: usize,
+    pub ef_construction: usize,
+    top: Mutex<Top>,
+    stripes: Vec<Mutex<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        walk: Walk<'a, [AtomicU32]>,
+        levels: &'a [u8],
+        ef_construction: usize,
+        top: Top,
+    ) -> Self {
+        let m = walk.links.m;
+        Self {
+            walk,
+            levels,
+            m,
+            ef_construction,
+            top: Mutex::new(top),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    pub fn top(&self) -> Top {
+        *lock(&self.top)
+    }
+
+    /// Inserts `nodes` in order by this thread.
+    pub fn insert_serial(&self, nodes: impl IntoIterator<Item = u32>) {
+        let mut scratch = Scratch::default();
+        for node in nodes {
+            self.insert(node, &mut scratch);
+        }
+    }
+
+    /// Inserts `nodes` with `threads` threads taking the next node in turn.
+    pub fn insert_parallel(&self, nodes: &[u32], threads: usize) {
+        if threads <= 1 || nodes.len() < 2 {
+            return self.insert_serial(nodes.iter().copied());
+        }
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut scratch = Scratch::default();
+                    while let Some(&node) = nodes.get(next.fetch_add(1, Relaxed)) {
+                        self.insert(node, &mut scratch);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Links `node` (inserted or not) into every level it has: searches for
+    /// its nearest nodes, replaces its own lists with a heuristic selection
+    /// of them and adds itself to theirs.
+    pub fn insert(&self, node: u32, s: &mut Scratch) {
+        let walk = &self.walk;
+        let q = walk.vector(node);
+        let level = self.levels[node as usize] as usize;
+        let mut top = lock(&self.top);
+        let Top { entry, max_level } = *top;
+        let Some(mut ep) = entry.filter(|&e| e != node) else {
+            *top = Top {
+                entry: Some(node),
+                max_level: level.max(max_level),
+            };
+            return;
+        };
+        // A node above the current top becomes the entry point once linked;
+        // until then no other insertion may start from the old one.
+        let raise = if level > max_level {
+            Some(top)
+        } else {
+            drop(top);
+            None
+        };
+        let mut d_ep = distance(q, walk.vector(ep));
+        for l in (level + 1..=max_level).rev() {
+            walk.greedy(q, &mut ep, &mut d_ep, l, &mut s.buf);
+        }
+        for l in (0..=level.min(max_level)).rev() {
+            let found = walk
+                .beam(
+                    q,
+                    ep,
+                    d_ep,
+                    self.ef_construction,
+                    l,
+                    None,
+                    &mut s.visited,
+                    &mut s.buf,
+                )
+                .into_sorted_vec();
+            let found: Vec<Near> = found.into_iter().filter(|c| c.node != node).collect();
+            if let Some(best) = found.first() {
+                ep = best.node;
+                d_ep = best.dist;
+            }
+            let chosen = self.select(&found, self.m);
+            self.write_list(node, l, &chosen);
+            for &nb in &chosen {
+                self.connect(nb, node, l);
+            }
+        }
+        if let Some(mut top) = raise {
+            *top = Top {
+                entry: Some(node),
+                max_level: level,
+            };
+        }
+    }
+
+    /// hnswlib's neighbour heuristic: walking `candidates` nearest first,
+    /// keeps one unless a kept node is closer to it than the query is; at most
+    /// `max` nodes.
+    fn select(&self, candidates: &[Near], max: usize) -> Vec<u32> {
+        if candidates.len() <= max {
+            return candidates.iter().map(|c| c.node).collect();
+        }
+        let mut chosen: Vec<u32> = Vec::with_capacity(max);
+        for c in candidates {
+            if chosen.len() >= max {
+                break;
+            }
+            let v = self.walk.vector(c.node);
+            if chosen
+                .iter()
+                .all(|&s| distance(v, self.walk.vector(s)) >= c.dist)
+            {
+                chosen.push(c.node);
+            }
+        }
+        chosen
+    }
+
+    fn capacity(&self, level: usize) -> usize {
+        if level == 0 {
+            2 * self.m
+        } else {
+            self.m
+        }
+    }
+
+    fn stripe(&self, node: u32) -> MutexGuard<'_, ()> {
+        lock(&self.stripes[node as usize % STRIPES])
+    }
+
+    /// Sets `node`'s list at `level` to `links` plus whatever other
+    /// insertions linked into it meanwhile (re-selected by the heuristic if
+    /// they do not all fit).
+    fn write_list(&self, node: u32, level: usize, links: &[u32]) {
+        let cap = self.capacity(level);
+        let _g = self.stripe(node);
+        let (words, at) = self.walk.links.list(node, level);
+        let count = (words[at].load(Relaxed) as usize).min(cap);
+        let mut all: Vec<u32> = links.to_vec();
+        all.extend((1..=count).map(|j| words[at + j].load(Relaxed)));
+        all.sort_unstable();
+        all.dedup();
+        let chosen = if all.len() <= cap {
+            all
+        } else {
+            let v = self.walk.vector(node);
+            let mut candidates: Vec<Near> = all
+                .iter()
+                .map(|&c| Near {
+                    dist: distance(v, self.walk.vector(c)),
+                    node: c,
+                })
+                .collect();
+            candidates.sort_unstable();
+            self.select(&candidates, cap)
+        };
+        for (j, &l) in chosen.iter().enumerate() {
+            words[at + 1 + j].store(l, Relaxed);
+        }
+        words[at].store(chosen.len() as u32, Relaxed);
+    }
+
+    /// Adds `node` to `nb`'s list at `level`; a full list is re-selected
+    /// from its members plus `node` by the heuristic.
+    fn connect(&self, nb: u32, node: u32, level: usize) {
+        let cap = self.capacity(level);
+        let _g = self.stripe(nb);
+        let (words, at) = self.walk.links.list(nb, level);
+        let count = (words[at].load(Relaxed) as usize).min(cap);
+        let current: Vec<u32> = (1..=count).map(|j| words[at + j].load(Relaxed)).collect();
+        if current.contains(&node) {
+            return;
+        }
+        if count < cap {
+            words[at + 1 + count].store(node, Relaxed);
+            words[at].store(count as u32 + 1, Relaxed);
+            return;
+        }
+        let v = self.walk.vector(nb);
+        let mut candidates: Vec<Near> = current
+            .iter()
+            .chain(std::iter::once(&node))
+            .map(|&c| Near {
+                dist: distance(v, self.walk.vector(c)),
+                node: c,
+            })
+            .collect();
+        candidates.sort_unstable();
+        let chosen = self.select(&candidates, cap);
+        for (j, &l) in chosen.iter().enumerate() {
+            words[at + 1 + j].store(l, Relaxed);
+        }
+        words[at].store(chosen.len() as u32, Relaxed);
+    }
+}
