@@ -236,17 +236,13 @@ impl<W: Words + ?Sized> Walk<'_, W> {
                 break;
             }
             self.links.neighbours(c.node, level, buf);
-            if let Some(&first) = buf.first() {
-                prefetch(self.vectors, self.dim, first);
+            // Keep the unvisited neighbours and start loading all their
+            // vectors before scoring the first.
+            buf.retain(|&nb| !visited.test_and_set(nb));
+            for &nb in buf.iter() {
+                prefetch(self.vectors, self.dim, nb);
             }
-            for j in 0..buf.len() {
-                let nb = buf[j];
-                if let Some(&next) = buf.get(j + 1) {
-                    prefetch(self.vectors, self.dim, next);
-                }
-                if visited.test_and_set(nb) {
-                    continue;
-                }
+            for &nb in buf.iter() {
                 let d = distance(q, self.vector(nb));
                 if found.len() < ef || d < bound {
                     candidates.push(Reverse(Near { dist: d, node: nb }));
