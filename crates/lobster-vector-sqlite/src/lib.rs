@@ -1,7 +1,8 @@
 //! The embedded persistent vector store of lobster-vector (backend `local`, the
 //! default): SQLite is the log and the source of truth, one HNSW index file per
-//! collection (an HNSW graph over the stored unit vectors, `f32`, distance
-//! `1 − dot`; module `hnsw`) is derived from it.
+//! collection (an HNSW graph over the stored unit vectors, distance `1 − dot`,
+//! walked on 8-bit codes of the vectors and ranked exactly on their `f32`
+//! values; module `hnsw`) is derived from it.
 //!
 //! # Layout
 //!
@@ -44,7 +45,7 @@
 //!   (tombstones at or below it have been pruned).
 //! * Records keep their vector L2-normalised, as a little-endian `f32` blob.
 //! * The index file `<c>.hnsw` is the graph's own format (header, keys,
-//!   levels, upper-level links, vectors, level-0 links; see `hnsw::file`);
+//!   levels, upper-level links, codes, vectors, level-0 links; see `hnsw::file`);
 //!   the sidecar `<c>.hnsw.meta` is JSON `{format, collection, incarnation,
 //!   seq, count, dead, dimension, bytes, xxh3, connectivity}`. Both are
 //!   written to temporary files and fsynced, renamed into place (index first),
@@ -101,8 +102,9 @@
 //!   The hits' ids, documents and metadata are then read from SQLite in one
 //!   query; a key no longer in SQLite (deleted meanwhile) is dropped. The
 //!   graph holds the same unit vectors as SQLite and scores them with the
-//!   same kernel as [`FlatStore`](lobster_vector_core::FlatStore), so
-//!   distances agree with it to float rounding.
+//!   same kernel as [`FlatStore`](lobster_vector_core::FlatStore) (the
+//!   returned candidates are ranked exactly), so distances agree with it to
+//!   float rounding.
 //!
 //! # Maintenance
 //!

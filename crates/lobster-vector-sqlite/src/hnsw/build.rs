@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::search::{distance, Near, Visited, Walk};
+use super::search::{Near, Visited, Walk};
 
 /// Lock stripes guarding link lists: node `i` uses stripe `i % STRIPES`. A
 /// thread never holds two stripes at once.
@@ -95,7 +95,7 @@ impl<'a> Builder<'a> {
     /// of them and adds itself to theirs.
     pub fn insert(&self, node: u32, s: &mut Scratch) {
         let walk = &self.walk;
-        let q = walk.vector(node);
+        let q = walk.code(node);
         let level = self.levels[node as usize] as usize;
         let mut top = lock(&self.top);
         let Top { entry, max_level } = *top;
@@ -114,14 +114,14 @@ impl<'a> Builder<'a> {
             drop(top);
             None
         };
-        let mut d_ep = distance(q, walk.vector(ep));
+        let mut d_ep = walk.distance(&q, ep);
         for l in (level + 1..=max_level).rev() {
-            walk.greedy(q, &mut ep, &mut d_ep, l, &mut s.buf);
+            walk.greedy(&q, &mut ep, &mut d_ep, l, &mut s.buf);
         }
         for l in (0..=level.min(max_level)).rev() {
             let found = walk
                 .beam(
-                    q,
+                    &q,
                     ep,
                     d_ep,
                     self.ef_construction,
@@ -162,11 +162,8 @@ impl<'a> Builder<'a> {
             if chosen.len() >= max {
                 break;
             }
-            let v = self.walk.vector(c.node);
-            if chosen
-                .iter()
-                .all(|&s| distance(v, self.walk.vector(s)) >= c.dist)
-            {
+            let v = self.walk.code(c.node);
+            if chosen.iter().all(|&s| self.walk.distance(&v, s) >= c.dist) {
                 chosen.push(c.node);
             }
         }
@@ -200,11 +197,11 @@ impl<'a> Builder<'a> {
         let chosen = if all.len() <= cap {
             all
         } else {
-            let v = self.walk.vector(node);
+            let v = self.walk.code(node);
             let mut candidates: Vec<Near> = all
                 .iter()
                 .map(|&c| Near {
-                    dist: distance(v, self.walk.vector(c)),
+                    dist: self.walk.distance(&v, c),
                     node: c,
                 })
                 .collect();
@@ -233,12 +230,12 @@ impl<'a> Builder<'a> {
             words[at].store(count as u32 + 1, Relaxed);
             return;
         }
-        let v = self.walk.vector(nb);
+        let v = self.walk.code(nb);
         let mut candidates: Vec<Near> = current
             .iter()
             .chain(std::iter::once(&node))
             .map(|&c| Near {
-                dist: distance(v, self.walk.vector(c)),
+                dist: self.walk.distance(&v, c),
                 node: c,
             })
             .collect();

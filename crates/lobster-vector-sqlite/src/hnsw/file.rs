@@ -3,12 +3,14 @@
 //! multiple of 64 bytes:
 //!
 //! ```text
-//! header (64 bytes): magic "LVHNSW01", dim u32, m u32, nodes u64,
+//! header (64 bytes): magic "LVHNSW02", dim u32, m u32, nodes u64,
 //!                    upper words u64, entry u64 (u64::MAX: none), max level u32
 //! keys      u64 × nodes
 //! levels    u8  × nodes
 //! upper_at  u32 × nodes          offset of a node's level-1 list (u32::MAX: none)
 //! upper     u32 × upper words    per level ≥ 1: count + m links
+//! inv       f32 × nodes          inverse scales of the codes
+//! codes     i8  × nodes × dim    8-bit codes of the vectors (see `codes`)
 //! vectors   f32 × nodes × dim    row-major unit vectors
 //! level0    u32 × nodes × (2m+1) per node: count + 2m links
 //! ```
@@ -23,7 +25,7 @@ use memmap2::Mmap;
 use super::build::Top;
 use super::{Graph, Section, Shape, MAX_LEVEL};
 
-const MAGIC: &[u8; 8] = b"LVHNSW01";
+const MAGIC: &[u8; 8] = b"LVHNSW02";
 const HEADER: usize = 64;
 const ALIGN: usize = 64;
 
@@ -40,6 +42,8 @@ struct Layout {
     levels: usize,
     upper_at: usize,
     upper: usize,
+    inv: usize,
+    codes: usize,
     vectors: usize,
     level0: usize,
     end: usize,
@@ -51,7 +55,9 @@ impl Layout {
         let levels = keys.checked_add(pad(nodes.checked_mul(8)?))?;
         let upper_at = levels.checked_add(pad(nodes))?;
         let upper = upper_at.checked_add(pad(nodes.checked_mul(4)?))?;
-        let vectors = upper.checked_add(pad(upper_words.checked_mul(4)?))?;
+        let inv = upper.checked_add(pad(upper_words.checked_mul(4)?))?;
+        let codes = inv.checked_add(pad(nodes.checked_mul(4)?))?;
+        let vectors = codes.checked_add(pad(nodes.checked_mul(shape.dim)?))?;
         let level0 = vectors.checked_add(pad(nodes.checked_mul(shape.dim)?.checked_mul(4)?))?;
         let end = level0.checked_add(nodes.checked_mul(2 * shape.m + 1)?.checked_mul(4)?)?;
         Some(Self {
@@ -59,6 +65,8 @@ impl Layout {
             levels,
             upper_at,
             upper,
+            inv,
+            codes,
             vectors,
             level0,
             end,
@@ -102,6 +110,16 @@ impl Graph {
             &mut out,
             layout.upper,
             self.upper.iter().flat_map(|k| k.to_le_bytes()),
+        );
+        put(
+            &mut out,
+            layout.inv,
+            self.inv.as_slice().iter().flat_map(|k| k.to_le_bytes()),
+        );
+        put(
+            &mut out,
+            layout.codes,
+            self.codes.as_slice().iter().map(|&c| c as u8),
         );
         put(
             &mut out,
@@ -243,6 +261,16 @@ pub(crate) fn view(map: Mmap) -> Result<Graph, String> {
         e => return Err(format!("bad entry point {e} at level {max_level}")),
     };
     let map = Arc::new(map);
+    let inv = Section::Mapped {
+        map: map.clone(),
+        offset: layout.inv,
+        len: n,
+    };
+    let codes = Section::Mapped {
+        map: map.clone(),
+        offset: layout.codes,
+        len: n * shape.dim,
+    };
     let vectors = Section::Mapped {
         map: map.clone(),
         offset: layout.vectors,
@@ -264,6 +292,8 @@ pub(crate) fn view(map: Mmap) -> Result<Graph, String> {
         upper_at,
         upper,
         vectors,
+        codes,
+        inv,
         level0,
         top,
         visited: Mutex::new(Vec::new()),

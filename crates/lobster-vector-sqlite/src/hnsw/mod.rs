@@ -1,13 +1,17 @@
-//! An HNSW graph (Malkov & Yashunin) over unit vectors with distance
+//! An HNSW graph (Malkov & Yashunin) over unit vectors with cosine distance
 //! `1 − dot`, laid out for search speed: all vectors in one row-major array,
-//! all level-0 link lists in another (fixed `2m + 1` words per node), the few
-//! upper-level lists apart; neighbours' vectors are prefetched while the
-//! current one is scored. Keys are the caller's `u64`s; nodes are dense `u32`s
-//! in insertion order. Deleted keys stay as routing nodes, flagged and never
-//! returned. A saved graph (see [`file`]) can be searched straight from a
-//! memory map and is copied into memory by the first insertion.
+//! their 8-bit codes in another ([`codes`]), all level-0 link lists in a
+//! third (fixed `2m + 1` words per node), the few upper-level lists apart.
+//! Walks (insertion and search) score the codes, prefetching the unvisited
+//! neighbours' codes before scoring them; a search ranks its final
+//! candidates again by the exact `f32` vectors. Keys are the caller's `u64`s;
+//! nodes are dense `u32`s in insertion order. Deleted keys stay as routing
+//! nodes, flagged and never returned. A saved graph (see [`file`]) can be
+//! searched straight from a memory map and is copied into memory by the
+//! first insertion.
 
 mod build;
+pub(crate) mod codes;
 pub(crate) mod file;
 mod search;
 
@@ -21,7 +25,7 @@ use lobster_vector_core::flat::kernel;
 use lobster_vector_core::Metric;
 
 use build::{Builder, Top};
-use search::{distance, LinkLists, Visited, Walk};
+use search::{LinkLists, Visited, Walk};
 
 /// Highest level a node can get.
 const MAX_LEVEL: usize = 15;
@@ -48,6 +52,7 @@ enum Section<T> {
 /// Types that may be read straight from mapped little-endian bytes.
 trait Plain: Copy {}
 impl Plain for f32 {}
+impl Plain for i8 {}
 impl Plain for u32 {}
 
 impl<T: Plain> Section<T> {
@@ -91,6 +96,9 @@ pub(crate) struct Graph {
     upper_at: Vec<u32>,
     upper: Vec<u32>,
     vectors: Section<f32>,
+    /// 8-bit codes of the vectors and their inverse scales (see [`codes`]).
+    codes: Section<i8>,
+    inv: Section<f32>,
     level0: Section<u32>,
     top: Top,
     /// Visit marks of finished searches, reused by the next ones.
@@ -134,6 +142,8 @@ impl Graph {
             upper_at: Vec::new(),
             upper: Vec::new(),
             vectors: Section::Owned(Vec::new()),
+            codes: Section::Owned(Vec::new()),
+            inv: Section::Owned(Vec::new()),
             level0: Section::Owned(Vec::new()),
             top: Top {
                 entry: None,
@@ -208,12 +218,16 @@ impl Graph {
     /// Copies mapped sections into memory.
     pub fn make_owned(&mut self) {
         self.vectors.to_mut();
+        self.codes.to_mut();
+        self.inv.to_mut();
         self.level0.to_mut();
     }
 
     fn walk(&self) -> Walk<'_, [u32]> {
         Walk {
             vectors: self.vectors.as_slice(),
+            codes: self.codes.as_slice(),
+            inv: self.inv.as_slice(),
             dim: self.shape.dim,
             links: LinkLists {
                 level0: self.level0.as_slice(),
@@ -240,11 +254,15 @@ impl Graph {
         let first = self.len() as u32;
         let vectors = self.vectors.to_mut();
         vectors.reserve(items.len() * dim);
+        let codes = self.codes.to_mut();
+        codes.reserve(items.len() * dim);
+        let inv = self.inv.to_mut();
         let level0 = self.level0.to_mut();
         level0.resize(level0.len() + items.len() * (2 * m + 1), 0);
         for (i, (key, v)) in items.iter().enumerate() {
             debug_assert_eq!(v.len(), dim);
             vectors.extend_from_slice(v);
+            inv.push(codes::encode_into(v, codes));
             let level = level_of(*key, m);
             self.keys.push(*key);
             self.nodes.insert(*key, first + i as u32);
@@ -266,15 +284,13 @@ impl Graph {
     /// (Re-)links `nodes`, the first `serial` of them by this thread.
     pub fn link(&mut self, nodes: &[u32], ef_construction: usize, serial: usize, threads: usize) {
         self.make_owned();
-        let (Section::Owned(vectors), Section::Owned(level0)) = (&self.vectors, &mut self.level0)
-        else {
-            unreachable!("made owned above")
-        };
         let walk = Walk {
-            vectors,
+            vectors: self.vectors.as_slice(),
+            codes: self.codes.as_slice(),
+            inv: self.inv.as_slice(),
             dim: self.shape.dim,
             links: LinkLists {
-                level0: as_atomic(level0),
+                level0: as_atomic(self.level0.to_mut()),
                 upper: as_atomic(&mut self.upper),
                 upper_at: &self.upper_at,
                 levels: &self.levels,
@@ -358,17 +374,35 @@ impl Graph {
             .pop()
             .unwrap_or_default();
         let mut buf = Vec::new();
-        let mut d_ep = distance(q, walk.vector(ep));
+        let code = codes::encode(q);
+        let mut d_ep = walk.distance(&code, ep);
         for l in (1..=self.top.max_level).rev() {
-            walk.greedy(q, &mut ep, &mut d_ep, l, &mut buf);
+            walk.greedy(&code, &mut ep, &mut d_ep, l, &mut buf);
         }
         let deleted = (skip_deleted && self.dead > 0).then_some(&self.deleted[..]);
-        let found = walk.beam(q, ep, d_ep, ef.max(k), 0, deleted, &mut visited, &mut buf);
+        let found = walk.beam(
+            &code,
+            ep,
+            d_ep,
+            ef.max(k),
+            0,
+            deleted,
+            &mut visited,
+            &mut buf,
+        );
         self.visited
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(visited);
-        let mut found = found.into_sorted_vec();
+        // The walk ranked by codes; the candidates are ranked again exactly.
+        let mut found: Vec<search::Near> = found
+            .into_iter()
+            .map(|c| search::Near {
+                dist: walk.exact_distance(q, c.node),
+                node: c.node,
+            })
+            .collect();
+        found.sort_unstable();
         found.truncate(k);
         found
     }

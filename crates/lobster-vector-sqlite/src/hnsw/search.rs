@@ -1,12 +1,15 @@
 //! The search primitives every graph walk shares: candidate ordering, visit
 //! marks, link access and the beam search of one level.
 
+use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use lobster_vector_core::flat::kernel;
 use lobster_vector_core::Metric;
+
+use super::codes::{self, Code};
 
 /// A node and its distance to the query; ordered by distance, then node.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,12 +32,6 @@ impl Ord for Near {
             .total_cmp(&other.dist)
             .then(self.node.cmp(&other.node))
     }
-}
-
-/// The graph's distance: the cosine distance of unit vectors.
-#[inline(always)]
-pub(crate) fn distance(a: &[f32], b: &[f32]) -> f32 {
-    Metric::Cosine.distance_from_unit_dot(kernel::dot(a, b))
 }
 
 /// Read access to link words: plain slices while only searches run, atomics
@@ -134,18 +131,18 @@ impl Visited {
     }
 }
 
-/// Hints the CPU to start loading `node`'s vector.
+/// Hints the CPU to start loading `node`'s code.
 #[inline(always)]
-pub(crate) fn prefetch(vectors: &[f32], dim: usize, node: u32) {
+fn prefetch(codes: &[i8], dim: usize, node: u32) {
     #[cfg(target_arch = "x86_64")]
     {
         let at = node as usize * dim;
-        if at < vectors.len() {
+        if at < codes.len() {
             // SAFETY: prefetching is a hint that never faults; the address is
-            // inside `vectors` (checked above).
+            // inside `codes` (checked above).
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                let p = vectors.as_ptr().add(at) as *const i8;
+                let p = codes.as_ptr().add(at);
                 _mm_prefetch::<_MM_HINT_T0>(p);
                 _mm_prefetch::<_MM_HINT_T0>(p.add(64));
             }
@@ -153,13 +150,17 @@ pub(crate) fn prefetch(vectors: &[f32], dim: usize, node: u32) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (vectors, dim, node);
+        let _ = (codes, dim, node);
     }
 }
 
 /// The graph data one walk reads.
 pub(crate) struct Walk<'a, W: Words + ?Sized> {
+    /// Row-major unit vectors.
     pub vectors: &'a [f32],
+    /// Their 8-bit codes (row-major) and inverse scales (see [`codes`](super::codes)).
+    pub codes: &'a [i8],
+    pub inv: &'a [f32],
     pub dim: usize,
     pub links: LinkLists<'a, W>,
 }
@@ -171,10 +172,38 @@ impl<W: Words + ?Sized> Walk<'_, W> {
         &self.vectors[at..at + self.dim]
     }
 
+    /// The code of `node`, borrowed.
+    #[inline(always)]
+    pub fn code(&self, node: u32) -> Code<'_> {
+        let at = node as usize * self.dim;
+        Code {
+            code: Cow::Borrowed(&self.codes[at..at + self.dim]),
+            inv: self.inv[node as usize],
+        }
+    }
+
+    /// Approximate distance of the coded query `q` to `node`.
+    #[inline(always)]
+    pub fn distance(&self, q: &Code<'_>, node: u32) -> f32 {
+        let at = node as usize * self.dim;
+        codes::distance(
+            &q.code,
+            q.inv,
+            &self.codes[at..at + self.dim],
+            self.inv[node as usize],
+        )
+    }
+
+    /// Exact distance of the query `q` to `node`.
+    #[inline(always)]
+    pub fn exact_distance(&self, q: &[f32], node: u32) -> f32 {
+        Metric::Cosine.distance_from_unit_dot(kernel::dot(q, self.vector(node)))
+    }
+
     /// Greedy descent at `level` from `(ep, d_ep)` to a local minimum.
     pub fn greedy(
         &self,
-        q: &[f32],
+        q: &Code<'_>,
         ep: &mut u32,
         d_ep: &mut f32,
         level: usize,
@@ -184,7 +213,7 @@ impl<W: Words + ?Sized> Walk<'_, W> {
             let mut changed = false;
             self.links.neighbours(*ep, level, buf);
             for &nb in buf.iter() {
-                let d = distance(q, self.vector(nb));
+                let d = self.distance(q, nb);
                 if d < *d_ep {
                     *d_ep = d;
                     *ep = nb;
@@ -203,7 +232,7 @@ impl<W: Words + ?Sized> Walk<'_, W> {
     #[allow(clippy::too_many_arguments)]
     pub fn beam(
         &self,
-        q: &[f32],
+        q: &Code<'_>,
         ep: u32,
         d_ep: f32,
         ef: usize,
@@ -212,7 +241,7 @@ impl<W: Words + ?Sized> Walk<'_, W> {
         visited: &mut Visited,
         buf: &mut Vec<u32>,
     ) -> BinaryHeap<Near> {
-        let n = self.vectors.len() / self.dim.max(1);
+        let n = self.inv.len();
         visited.reset(n);
         let kept =
             |node: u32| deleted.is_none_or(|d| !d.get(node as usize).copied().unwrap_or(false));
@@ -240,10 +269,10 @@ impl<W: Words + ?Sized> Walk<'_, W> {
             // vectors before scoring the first.
             buf.retain(|&nb| !visited.test_and_set(nb));
             for &nb in buf.iter() {
-                prefetch(self.vectors, self.dim, nb);
+                prefetch(self.codes, self.dim, nb);
             }
             for &nb in buf.iter() {
-                let d = distance(q, self.vector(nb));
+                let d = self.distance(q, nb);
                 if found.len() < ef || d < bound {
                     candidates.push(Reverse(Near { dist: d, node: nb }));
                     if kept(nb) {
