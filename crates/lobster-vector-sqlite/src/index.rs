@@ -1,6 +1,7 @@
 //! The in-memory HNSW index of one collection and its files on disk.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -142,13 +143,21 @@ impl LiveIndex {
                 self.dim
             )));
         }
+        let mut seen = HashSet::with_capacity(items.len());
         let fresh: Vec<(u64, &[f32])> = items
             .iter()
-            .filter(|(k, _)| !self.graph.contains(*k))
+            .filter(|(k, _)| !self.graph.contains(*k) && seen.insert(*k))
             .map(|(k, v)| (*k, v.as_slice()))
             .collect();
         if fresh.is_empty() {
             return Ok(0);
+        }
+        if self.graph.len() + fresh.len() >= u32::MAX as usize {
+            return Err(error::index(
+                name,
+                "add",
+                "a collection's index holds fewer than 2^32 - 1 entries",
+            ));
         }
         let serial = if fresh.len() < PARALLEL_MIN {
             fresh.len()

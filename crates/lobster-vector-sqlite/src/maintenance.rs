@@ -324,7 +324,8 @@ impl SqliteStore {
         for (n, p) in index_files(&self.paths.index_dir) {
             let is_tmp = p.extension().is_some_and(|x| x == "tmp");
             let legacy = p
-                .to_str()
+                .file_name()
+                .and_then(|f| f.to_str())
                 .is_some_and(|f| f.contains(&format!(".{}", index::LEGACY_EXT)));
             if is_tmp || legacy || names.binary_search(&n).is_err() {
                 match fs::remove_file(&p) {

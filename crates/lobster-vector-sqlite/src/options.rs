@@ -11,9 +11,9 @@ use std::time::Duration;
 ///
 /// The defaults were chosen on MiniLM embeddings of all MONDO labels (27,990
 /// vectors, 1,000 held-out synonym queries, k = 20, two build threads):
-/// recall@20 0.984 at about 0.34 ms per query, at the recall of hnswlib with
-/// its usual `M = 16, ef_construction = 200, ef = 64`, and about 25 % faster to
-/// build than that setting.
+/// recall@20 0.983, the recall of hnswlib with its usual `M = 16,
+/// ef_construction = 200, ef = 64`, at about 0.24 ms per query including
+/// documents and metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
     /// Links per node on the upper levels (`M`); level 0 keeps `2m`. Default 20.

@@ -407,3 +407,26 @@ fn collection_metadata_and_empty_collections_persist() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].vector, vec![1.0, 0.0, 0.0]);
 }
+
+#[test]
+fn index_files_of_earlier_versions_are_ignored_and_removed_by_compact() {
+    let (ts, flat) = written_store(12);
+    let dir = close(ts);
+    let index_dir = dir.path().join("index");
+    let legacy = [
+        index_dir.join(format!("{C}.usearch")),
+        index_dir.join(format!("{C}.usearch.meta")),
+    ];
+    for p in &legacy {
+        fs::write(p, b"an index file of an earlier version").expect("write");
+    }
+    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    assert_agrees(&store, &flat, 12);
+    let report = store.compact().expect("compact");
+    assert_eq!(report.stray_files_removed, 2, "{report:?}");
+    assert!(legacy.iter().all(|p| !p.exists()));
+    assert!(index_file(dir.path()).is_file() && meta_file(dir.path()).is_file());
+    drop(store);
+    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    assert_agrees(&store, &flat, 12);
+}
