@@ -182,23 +182,20 @@ impl<'a> Builder<'a> {
         lock(&self.stripes[node as usize % STRIPES])
     }
 
-    /// Sets `node`'s list at `level` to `links` plus whatever other
-    /// insertions linked into it meanwhile (re-selected by the heuristic if
-    /// they do not all fit).
-    fn write_list(&self, node: u32, level: usize, links: &[u32]) {
-        let cap = self.capacity(level);
-        let _g = self.stripe(node);
-        let (words, at) = self.walk.links.list(node, level);
+    /// The members of the list at `(words, at)`.
+    fn members(&self, words: &[AtomicU32], at: usize, cap: usize) -> Vec<u32> {
         let count = (words[at].load(Relaxed) as usize).min(cap);
-        let mut all: Vec<u32> = links.to_vec();
-        all.extend((1..=count).map(|j| words[at + j].load(Relaxed)));
-        all.sort_unstable();
-        all.dedup();
-        let chosen = if all.len() <= cap {
-            all
+        (1..=count).map(|j| words[at + j].load(Relaxed)).collect()
+    }
+
+    /// Writes `members` as `owner`'s list at `(words, at)`; when more than
+    /// `cap`, the heuristic picks which stay.
+    fn store(&self, owner: u32, words: &[AtomicU32], at: usize, cap: usize, members: Vec<u32>) {
+        let chosen = if members.len() <= cap {
+            members
         } else {
-            let v = self.walk.code(node);
-            let mut candidates: Vec<Near> = all
+            let v = self.walk.code(owner);
+            let mut candidates: Vec<Near> = members
                 .iter()
                 .map(|&c| Near {
                     dist: self.walk.distance(&v, c),
@@ -214,36 +211,28 @@ impl<'a> Builder<'a> {
         words[at].store(chosen.len() as u32, Relaxed);
     }
 
-    /// Adds `node` to `nb`'s list at `level`; a full list is re-selected
-    /// from its members plus `node` by the heuristic.
+    /// Sets `node`'s list at `level` to `links` plus whatever other
+    /// insertions linked into it meanwhile.
+    fn write_list(&self, node: u32, level: usize, links: &[u32]) {
+        let cap = self.capacity(level);
+        let _g = self.stripe(node);
+        let (words, at) = self.walk.links.list(node, level);
+        let mut all = self.members(words, at, cap);
+        all.extend_from_slice(links);
+        all.sort_unstable();
+        all.dedup();
+        self.store(node, words, at, cap, all);
+    }
+
+    /// Adds `node` to `nb`'s list at `level`.
     fn connect(&self, nb: u32, node: u32, level: usize) {
         let cap = self.capacity(level);
         let _g = self.stripe(nb);
         let (words, at) = self.walk.links.list(nb, level);
-        let count = (words[at].load(Relaxed) as usize).min(cap);
-        let current: Vec<u32> = (1..=count).map(|j| words[at + j].load(Relaxed)).collect();
-        if current.contains(&node) {
-            return;
+        let mut current = self.members(words, at, cap);
+        if !current.contains(&node) {
+            current.push(node);
+            self.store(nb, words, at, cap, current);
         }
-        if count < cap {
-            words[at + 1 + count].store(node, Relaxed);
-            words[at].store(count as u32 + 1, Relaxed);
-            return;
-        }
-        let v = self.walk.code(nb);
-        let mut candidates: Vec<Near> = current
-            .iter()
-            .chain(std::iter::once(&node))
-            .map(|&c| Near {
-                dist: self.walk.distance(&v, c),
-                node: c,
-            })
-            .collect();
-        candidates.sort_unstable();
-        let chosen = self.select(&candidates, cap);
-        for (j, &l) in chosen.iter().enumerate() {
-            words[at + 1 + j].store(l, Relaxed);
-        }
-        words[at].store(chosen.len() as u32, Relaxed);
     }
 }
