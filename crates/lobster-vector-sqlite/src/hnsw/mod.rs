@@ -304,7 +304,7 @@ impl Graph {
         self.top = builder.top();
     }
 
-    /// Nodes that no level-0 list links to, but for the entry point: no
+    /// Live nodes that no level-0 list links to, but for the entry point: no
     /// search can reach them. (The neighbour heuristic leaves a few such
     /// nodes when it prunes full lists.)
     pub fn orphans(&self) -> Vec<u32> {
@@ -321,7 +321,9 @@ impl Graph {
             }
         }
         (0..n as u32)
-            .filter(|&i| !linked[i as usize] && Some(i) != self.top.entry)
+            .filter(|&i| {
+                !linked[i as usize] && !self.deleted[i as usize] && Some(i) != self.top.entry
+            })
             .collect()
     }
 
@@ -519,6 +521,39 @@ mod tests {
         }
         assert_eq!(g.deleted_keys().len(), 1_500);
         assert!(!g.is_live(1_000) && g.is_live(1_001) && g.contains(1_000));
+    }
+
+    /// Removes every level-0 link to `node`.
+    fn unlink(g: &mut Graph, node: u32) {
+        let stride = 2 * g.shape.m + 1;
+        for list in g.level0.to_mut().chunks_exact_mut(stride) {
+            let count = list[0] as usize;
+            let kept: Vec<u32> = list[1..=count]
+                .iter()
+                .copied()
+                .filter(|&n| n != node)
+                .collect();
+            list[0] = kept.len() as u32;
+            list[1..=kept.len()].copy_from_slice(&kept);
+        }
+    }
+
+    #[test]
+    fn orphans_are_found_and_linked_again() {
+        let (mut g, vecs) = graph(1_000, 32, 1);
+        let node = (0..1_000u32)
+            .find(|&n| Some(n) != g.top.entry)
+            .expect("a node");
+        unlink(&mut g, node);
+        assert_eq!(g.orphans(), vec![node]);
+        g.link(&[node], 100, 1, 1);
+        assert!(g.orphans().is_empty());
+        let hits = g.search(&vecs[node as usize], 1, 64);
+        assert_eq!(hits[0].0, 1_000 + u64::from(node));
+        // A deleted node needs no links.
+        unlink(&mut g, node);
+        assert!(g.delete(1_000 + u64::from(node)));
+        assert!(g.orphans().is_empty());
     }
 
     #[test]
