@@ -191,7 +191,7 @@ fn help_lists_the_commands() {
 use std::path::Path;
 
 use lobster_vector::local::{SqliteOptions, SqliteStore};
-use lobster_vector::{Record, VectorStore};
+use lobster_vector::{Artifact, Metadata, Record, VectorStore};
 
 /// Runs the binary on the local store at `store`.
 fn run_local(store: &Path, args: &[&str]) -> Output {
@@ -233,6 +233,107 @@ fn json_out(out: &Output) -> serde_json::Value {
             text(&out.stderr)
         )
     })
+}
+
+#[test]
+fn import_copies_a_local_collection_with_its_artifact() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    filled_store(&dir);
+    // Without an artifact nothing says which model made the vectors.
+    let out = run_local(
+        &dir,
+        &[
+            "import",
+            "--from",
+            "local",
+            "-c",
+            "small",
+            "--as",
+            "small_copy",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--embedding-provider"),
+        "{}",
+        text(&out.stderr)
+    );
+    {
+        let store = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
+        let artifact = Artifact {
+            embedding_provider: "minilm".into(),
+            embedding_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            dimensions: 16,
+            ontology: "cell_ontology".into(),
+            source_version: "v1".into(),
+            source_sha256: "ab".repeat(32),
+            built_at: "2026-01-01T00:00:00Z".into(),
+            lobster_vector_version: "0.1.0".into(),
+            entry_count: 2_998,
+            term_count: 1_000,
+            source_path: None,
+        };
+        let mut metadata = Metadata::new();
+        artifact.write_into(&mut metadata);
+        store
+            .set_collection_metadata("big_one", metadata)
+            .expect("artifact");
+    }
+    let out = run_local(
+        &dir,
+        &[
+            "import",
+            "--from",
+            "local",
+            "-c",
+            "big_one",
+            "--as",
+            "big_copy",
+            "--batch-size",
+            "700",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = json_out(&out);
+    assert_eq!(report["records"], 2_998);
+    assert_eq!(
+        report["artifact"]["embedding_model"],
+        "sentence-transformers/all-MiniLM-L6-v2"
+    );
+
+    let store = SqliteStore::open(&dir, SqliteOptions::default()).expect("reopen");
+    assert_eq!(store.count("big_copy").expect("count"), 2_998);
+    let copied =
+        Artifact::from_metadata(&store.collection_info("big_copy").expect("info").metadata)
+            .expect("the artifact came across");
+    assert_eq!(
+        (copied.ontology.as_str(), copied.entry_count),
+        ("cell_ontology", 2_998)
+    );
+    // Same records, so the same neighbours with the same documents.
+    let probe: Vec<f32> = (0..16).map(|j| (j % 5) as f32 + 0.5).collect();
+    let a = store.search("big_one", &probe, 10).expect("search");
+    let b = store.search("big_copy", &probe, 10).expect("search");
+    let rows = |h: &[lobster_vector::Hit]| {
+        h.iter()
+            .map(|x| (x.id.clone(), x.document.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&a), rows(&b));
+    assert!(a
+        .iter()
+        .zip(&b)
+        .all(|(x, y)| (x.distance - y.distance).abs() < 1e-5));
+    // Deleted records stay deleted in the copy.
+    assert!(
+        store
+            .get("big_copy", &["id0".into(), "id5".into()])
+            .expect("get")
+            .len()
+            == 1
+    );
 }
 
 #[test]

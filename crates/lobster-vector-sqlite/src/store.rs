@@ -182,6 +182,26 @@ impl SqliteStore {
     /// The stored records with these ids (vectors as stored: L2-normalised), in
     /// the order of `ids`; unknown ids are skipped, repeated ids given once.
     pub fn get(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {
+        let wanted: Rc<Vec<Value>> = Rc::new(ids.iter().map(|i| Value::Text(i.clone())).collect());
+        let found = self.read_records(
+            collection,
+            "SELECT id, document, metadata, vector FROM records \
+             WHERE collection = ?1 AND id IN rarray(?2)",
+            params![collection, wanted],
+        )?;
+        let mut found: HashMap<String, Record> =
+            found.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Ok(ids.iter().filter_map(|i| found.remove(i)).collect())
+    }
+
+    /// The records `sql` selects (columns id, document, metadata, vector) in
+    /// one read transaction; `CollectionNotFound` when the collection is absent.
+    fn read_records(
+        &self,
+        collection: &str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Record>> {
         validate::collection_name(collection)?;
         let db = &self.paths.db;
         let conn = self.readers.get()?;
@@ -190,31 +210,18 @@ impl SqliteStore {
         let Some(dim) = row.dimension else {
             return Ok(Vec::new());
         };
-        let wanted: Rc<Vec<Value>> = Rc::new(ids.iter().map(|i| Value::Text(i.clone())).collect());
-        let mut st = tx
-            .prepare_cached(
-                "SELECT id, document, metadata, vector FROM records \
-                 WHERE collection = ?1 AND id IN rarray(?2)",
-            )
-            .db(db)?;
-        let mut rows = st.query(params![collection, wanted]).db(db)?;
-        let mut found: HashMap<String, Record> = HashMap::new();
+        let mut st = tx.prepare_cached(sql).db(db)?;
+        let mut rows = st.query(params).db(db)?;
+        let mut found = Vec::new();
         while let Some(r) = rows.next().db(db)? {
-            let id: String = r.get(0).db(db)?;
-            let document: Option<String> = r.get(1).db(db)?;
-            let metadata = parse_metadata(r.get_ref(2).db(db)?.as_str().map_err(corrupt_col)?)?;
-            let vector = decode(r.get_ref(3).db(db)?.as_blob().map_err(corrupt_col)?, dim)?;
-            found.insert(
-                id.clone(),
-                Record {
-                    id,
-                    vector,
-                    document,
-                    metadata,
-                },
-            );
+            found.push(Record {
+                id: r.get(0).db(db)?,
+                document: r.get(1).db(db)?,
+                metadata: parse_metadata(r.get_ref(2).db(db)?.as_str().map_err(corrupt_col)?)?,
+                vector: decode(r.get_ref(3).db(db)?.as_blob().map_err(corrupt_col)?, dim)?,
+            });
         }
-        Ok(ids.iter().filter_map(|i| found.remove(i)).collect())
+        Ok(found)
     }
 
     /// The writer, taking the cross-process lock on first use; `action` names
@@ -984,6 +991,19 @@ impl VectorStore for SqliteStore {
             schema::insert_collection(&tx, db, collection, seq, &json)?;
         }
         tx.commit().db(db)
+    }
+
+    /// Records in the order they were last written (the order of the
+    /// `records_by_seq` index), vectors as stored (L2-normalised); each page
+    /// is read from one consistent snapshot.
+    fn read_page(&self, collection: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
+        let as_sql = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.read_records(
+            collection,
+            "SELECT id, document, metadata, vector FROM records \
+             WHERE collection = ?1 ORDER BY seq, rid LIMIT ?2 OFFSET ?3",
+            params![collection, as_sql(limit), as_sql(offset)],
+        )
     }
 
     /// Takes the cross-process write lock now instead of on the first write

@@ -6,11 +6,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use lobster_vector::build::{build_collection, BuildOptions, NoProgress};
+use lobster_vector::local::{SqliteOptions, SqliteStore};
 use lobster_vector::ontology::{OntologyKind, OntologyLibrary};
 use lobster_vector::service::MatchOptions;
 use lobster_vector::testing::{service_unavailable, HashingEmbedder};
 use lobster_vector::{
-    open_embedder, Config, Error, FlatStore, MatchType, Overrides, SearchService,
+    open_embedder, Config, Error, FlatStore, MatchType, Overrides, SearchService, VectorStore,
 };
 
 struct Fixture {
@@ -163,6 +164,8 @@ fn main_job_on_real_assets() {
         other => panic!("expected CollectionUnavailable, got {other:?}"),
     }
 
+    local_store_recall_on_real_mondo(&f);
+
     // Bad input: an empty query and an unknown alias are typed errors.
     assert!(matches!(
         s.match_ontology("   ", "mondo", 3),
@@ -172,4 +175,74 @@ fn main_job_on_real_assets() {
         s.match_ontology("x", "diseases", 3),
         Err(Error::UnknownOntology { .. })
     ));
+}
+
+/// Recall@10 of the `local` store (SQLite + HNSW, default options) against
+/// the exact FlatStore on the real MONDO collection: every label and synonym
+/// embedded with MiniLM. Queries: every 100th stored vector, and new
+/// phrasings of labels that are in no entry.
+fn local_store_recall_on_real_mondo(f: &Fixture) {
+    let collection = f
+        .store
+        .list_collections()
+        .expect("list")
+        .into_iter()
+        .find(|c| c.starts_with("mondo_"))
+        .expect("the MONDO collection");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+    let started = std::time::Instant::now();
+    let mut stored = Vec::new();
+    loop {
+        let page = f
+            .store
+            .read_page(&collection, stored.len(), 5_000)
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        local.upsert(&collection, &page).expect("upsert");
+        stored.extend(page.into_iter().map(|r| r.vector));
+    }
+    let ingest = started.elapsed().as_secs_f64();
+    let n = stored.len();
+    assert_eq!(local.count(&collection).expect("count"), n);
+    assert!(n > 90_000, "MONDO labels and synonyms: {n}");
+
+    let embedder = f.service.embedder().expect("embedder");
+    let mondo = f.library.newest(OntologyKind::Mondo).expect("mondo");
+    let phrasings: Vec<String> = mondo
+        .terms()
+        .iter()
+        .filter(|t| !t.deprecated)
+        .step_by(150)
+        .map(|t| format!("patient with a history of {}", t.label))
+        .collect();
+    let texts: Vec<&str> = phrasings.iter().map(String::as_str).collect();
+    let mut queries: Vec<Vec<f32>> = stored.iter().step_by(100).cloned().collect();
+    queries.extend(embedder.embed_documents(&texts).expect("embed"));
+
+    let (mut hit, mut total) = (0usize, 0usize);
+    for q in &queries {
+        let want: Vec<String> = f
+            .store
+            .search(&collection, q, 10)
+            .expect("flat")
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let got = local.search(&collection, q, 10).expect("local");
+        assert!(got.windows(2).all(|w| w[0].distance <= w[1].distance));
+        hit += got.iter().filter(|h| want.contains(&h.id)).count();
+        total += want.len();
+    }
+    let recall = hit as f64 / total as f64;
+    eprintln!(
+        "local store: recall@10 = {recall:.4} against FlatStore on {n} real MONDO vectors, \
+         {} queries ({} new phrasings); ingest {:.0} vectors/s",
+        queries.len(),
+        phrasings.len(),
+        n as f64 / ingest
+    );
+    assert!(recall >= 0.98, "recall@10 {recall}");
 }

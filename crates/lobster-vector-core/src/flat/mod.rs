@@ -247,6 +247,21 @@ impl VectorStore for FlatStore {
         self.write().entry(collection.to_string()).or_default().info = metadata;
         Ok(())
     }
+
+    /// Rows in storage order (insertion order until a delete moves the last
+    /// row into the gap); vectors as stored, L2-normalised.
+    fn read_page(&self, collection: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
+        let map = self.read();
+        let c = get(&map, collection)?;
+        Ok((offset..c.len().min(offset.saturating_add(limit)))
+            .map(|i| Record {
+                id: c.ids[i].clone(),
+                vector: c.row(i).to_vec(),
+                document: c.documents[i].clone(),
+                metadata: c.metadata[i].clone(),
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -444,3 +444,69 @@ pub fn search_batch_equals_single_searches(store: &dyn VectorStore) {
     }
     store.drop_collection(&c).expect("drop");
 }
+
+/// Backends that list their records (`read_page` is not `NotAvailable`) give
+/// every live record exactly once over consecutive pages, with its vector
+/// (up to normalisation), document and metadata, and an empty page after the
+/// last; a missing collection is `CollectionNotFound`.
+pub fn read_page_lists_every_record_once(store: &dyn VectorStore) {
+    let c = name("page");
+    let mut recs = records(19, 23, 8);
+    store.upsert(&c, &recs).expect("upsert");
+    match store.read_page(&c, 0, 5) {
+        Err(Error::NotAvailable { .. }) => {
+            store.drop_collection(&c).expect("drop");
+            return;
+        }
+        Err(e) => panic!("read_page: {e}"),
+        Ok(first) => assert_eq!(first.len(), 5),
+    }
+    // An overwrite and two deletes before reading the whole collection.
+    let overwritten = records(20, 1, 8).remove(0);
+    recs[3].vector = overwritten.vector;
+    recs[3].document = Some("overwritten".into());
+    store.upsert(&c, &recs[3..4]).expect("overwrite");
+    store
+        .delete(&c, &["id-0".to_string(), "id-7".to_string()])
+        .expect("delete");
+    recs.retain(|r| r.id != "id-0" && r.id != "id-7");
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store.read_page(&c, offset, 6).expect("read_page");
+        assert!(page.len() <= 6);
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len();
+        seen.extend(page);
+        assert!(offset <= recs.len(), "more records than stored: {offset}");
+    }
+    assert_eq!(seen.len(), recs.len());
+    for want in &recs {
+        let got = seen
+            .iter()
+            .find(|r| r.id == want.id)
+            .unwrap_or_else(|| panic!("{} missing from the pages", want.id));
+        assert!(
+            cosine_distance(&got.vector, &want.vector) < 1e-5,
+            "{}",
+            want.id
+        );
+        assert_eq!(got.document, want.document, "{}", want.id);
+        assert_eq!(got.metadata, want.metadata, "{}", want.id);
+    }
+    let mut ids: Vec<&str> = seen.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), recs.len(), "a record was listed twice");
+    assert!(store
+        .read_page(&c, 1_000, 10)
+        .expect("past the end")
+        .is_empty());
+    store.drop_collection(&c).expect("drop");
+    assert!(matches!(
+        store.read_page(&c, 0, 10),
+        Err(Error::CollectionNotFound { .. })
+    ));
+}

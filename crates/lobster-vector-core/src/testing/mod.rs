@@ -66,7 +66,7 @@ macro_rules! conformance_suite {
             invalid_collection_names_are_rejected, invalid_queries_are_rejected,
             delete_ignores_unknown_ids, deleted_ids_are_never_returned,
             list_and_drop_collections, collection_metadata_round_trips,
-            search_batch_equals_single_searches);
+            search_batch_equals_single_searches, read_page_lists_every_record_once);
     };
     ($make:expr) => {
         $crate::conformance_suite!(optional: Some($make));
