@@ -207,7 +207,9 @@ fn local_store_recall_on_real_mondo(f: &Fixture) {
     let ingest = started.elapsed().as_secs_f64();
     let n = stored.len();
     assert_eq!(local.count(&collection).expect("count"), n);
-    assert!(n > 90_000, "MONDO labels and synonyms: {n}");
+    assert_eq!(f.store.count(&collection).expect("count"), n);
+    // Distinct label and synonym texts of live MONDO terms (88,405 in v2026-05-05).
+    assert!(n > 80_000, "MONDO labels and synonyms: {n}");
 
     let embedder = f.service.embedder().expect("embedder");
     let mondo = f.library.newest(OntologyKind::Mondo).expect("mondo");
