@@ -241,18 +241,14 @@ fn import_copies_a_local_collection_with_its_artifact() {
     let dir = tmp.path().join("store");
     filled_store(&dir);
     // Without an artifact nothing says which model made the vectors.
-    let out = run_local(
-        &dir,
-        &[
-            "import",
-            "--from",
-            "local",
-            "-c",
-            "small",
-            "--as",
-            "small_copy",
-        ],
-    );
+    let import = |collection: &str, target: &str, extra: &[&str]| {
+        let mut args = vec![
+            "import", "--from", "local", "-c", collection, "--as", target,
+        ];
+        args.extend_from_slice(extra);
+        run_local(&dir, &args)
+    };
+    let out = import("small", "small_copy", &[]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("--embedding-provider"),
@@ -280,21 +276,7 @@ fn import_copies_a_local_collection_with_its_artifact() {
             .set_collection_metadata("big_one", metadata)
             .expect("artifact");
     }
-    let out = run_local(
-        &dir,
-        &[
-            "import",
-            "--from",
-            "local",
-            "-c",
-            "big_one",
-            "--as",
-            "big_copy",
-            "--batch-size",
-            "700",
-            "--json",
-        ],
-    );
+    let out = import("big_one", "big_copy", &["--batch-size", "700", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = json_out(&out);
     assert_eq!(report["records"], 2_998);

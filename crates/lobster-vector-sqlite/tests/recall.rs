@@ -11,15 +11,7 @@ use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
 const C: &str = "clustered_20k";
 
 fn recall_at_10(store: &dyn VectorStore, flat: &FlatStore, queries: &[Vec<f32>]) -> f64 {
-    let (mut hit, mut total) = (0usize, 0usize);
-    for q in queries {
-        let want = common::ids(&flat.search(C, q, 10).expect("flat"));
-        let got = store.search(C, q, 10).expect("search");
-        assert!(got.windows(2).all(|w| w[0].distance <= w[1].distance));
-        hit += got.iter().filter(|h| want.contains(&h.id)).count();
-        total += want.len();
-    }
-    hit as f64 / total as f64
+    lobster_vector_core::testing::recall_at_k(store, flat, C, queries, 10)
 }
 
 #[test]

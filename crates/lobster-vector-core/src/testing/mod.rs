@@ -32,6 +32,36 @@ impl AsStore for std::sync::Arc<dyn crate::VectorStore> {
     }
 }
 
+/// Recall@k of `store` against the exact answers of `reference` on the same
+/// collection: the share of the reference's top-`k` ids that `store` also
+/// returns, over all `queries`. Panics when a search fails or `store`'s hits
+/// are not in ascending distance order.
+pub fn recall_at_k(
+    store: &dyn crate::VectorStore,
+    reference: &dyn crate::VectorStore,
+    collection: &str,
+    queries: &[Vec<f32>],
+    k: usize,
+) -> f64 {
+    let (mut hit, mut total) = (0usize, 0usize);
+    for q in queries {
+        let want = reference
+            .search(collection, q, k)
+            .expect("reference search");
+        let got = store.search(collection, q, k).expect("search");
+        assert!(
+            got.windows(2).all(|w| w[0].distance <= w[1].distance),
+            "hits out of order"
+        );
+        hit += got
+            .iter()
+            .filter(|h| want.iter().any(|w| w.id == h.id))
+            .count();
+        total += want.len();
+    }
+    hit as f64 / total.max(1) as f64
+}
+
 /// Whether tests that need an external service must fail instead of skipping
 /// (`LOBSTER_TEST_REQUIRE_SERVICES=1`, set by CI after starting the services).
 pub fn services_required() -> bool {
