@@ -164,6 +164,15 @@ pub struct BuildArgs {
     /// Texts embedded and written per batch
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
+    /// Only fit the matcher (ranker and calibration) of an already built collection again, without re-embedding
+    #[arg(long, conflicts_with = "force")]
+    pub refit: bool,
+    /// Seed of the held-out synonyms the matcher is fitted on
+    #[arg(long, default_value_t = 17)]
+    pub seed: u64,
+    /// Matcher features to leave out of the ranker (comma-separated names), for ablations
+    #[arg(long, value_name = "FEATURES", value_delimiter = ',', hide = true)]
+    pub matcher_without: Vec<String>,
     /// Print a JSON report instead of text
     #[arg(long)]
     pub json: bool,
@@ -183,9 +192,12 @@ pub struct MapArgs {
     /// Output file (.tsv, .csv or .jsonl by extension) [default: TSV on stdout]
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Leave values whose best score is below this unmapped
-    #[arg(long, default_value_t = 0.0)]
+    /// Leave values whose best confidence is below this unmapped (0..1; see the README for the accept threshold)
+    #[arg(long, default_value_t = 0.0, value_parser = parse_unit_interval)]
     pub min_score: f32,
+    /// Write the N best concepts of each value (with a `rank` column), not only the best
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub candidates: u32,
     /// Only concepts under this term (e.g. CL:0000084 for T cells)
     #[arg(long, value_name = "ID")]
     pub within: Option<String>,
@@ -249,6 +261,9 @@ pub struct SearchArgs {
     /// Number of concepts per ontology
     #[arg(short = 'k', long = "top-k", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub k: u32,
+    /// Leave out rows whose confidence is below this (0..1; see the README for the accept threshold)
+    #[arg(long, default_value_t = 0.0, value_parser = parse_unit_interval)]
+    pub min_score: f32,
     /// Only concepts under this term (e.g. CL:0000084 for T cells)
     #[arg(long, value_name = "ID")]
     pub within: Option<String>,
@@ -258,4 +273,17 @@ pub struct SearchArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// A score threshold: a number from 0 to 1.
+pub fn parse_unit_interval(text: &str) -> Result<f32, String> {
+    let x: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("`{text}` is outside 0..1 (scores are confidences)"))
+    }
 }

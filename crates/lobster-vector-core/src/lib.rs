@@ -1,16 +1,15 @@
 //! Core of lobster-vector: the contracts every part keeps (errors, distance,
-//! [`VectorStore`], [`Embedder`], [`Reranker`]), the exact in-memory
-//! [`FlatStore`], the [`SearchService`], and the ontology model and graph.
+//! [`VectorStore`], [`Embedder`], [`Reranker`], the collection [`Artifact`]),
+//! the exact in-memory [`FlatStore`] and the conformance suite every store
+//! runs (feature `testing`). Light dependencies only: the matching pipeline
+//! lives in `lobster-vector-match`.
 
 pub mod artifact;
-pub mod build;
 pub mod embedder;
 mod error;
 pub mod flat;
 pub mod metric;
-pub mod ontology;
 pub mod reranker;
-pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -23,7 +22,6 @@ pub use error::{BoxError, Error, Result};
 pub use flat::FlatStore;
 pub use metric::Metric;
 pub use reranker::{Ranking, Reranker};
-pub use service::{MatchType, OntologyMatch, ResolvedCollection, SearchHit, SearchService};
 pub use store::VectorStore;
 pub use types::{CollectionInfo, Hit, Metadata, Record};
 

@@ -2,7 +2,8 @@
 //! "colon mucosa") to MONDO, UBERON and Cell Ontology concepts by semantic
 //! vector search over pluggable stores, embedders and rerankers.
 //!
-//! This facade re-exports the core contracts and adds configuration
+//! This facade re-exports the core contracts (`lobster-vector-core`) and the
+//! matching pipeline (`lobster-vector-match`) and adds configuration
 //! resolution ([`Config`]) and factories ([`open_store`], [`open_embedder`],
 //! [`open_reranker`]).
 
@@ -24,6 +25,7 @@ pub use factory::{
     provider_availability, reranker_availability, Availability,
 };
 pub use lobster_vector_core::*;
+pub use lobster_vector_match::*;
 pub use secret::Secret;
 
 /// The embedded persistent store (backend `local`) with its maintenance API

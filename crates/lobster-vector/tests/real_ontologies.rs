@@ -75,10 +75,21 @@ fn main_job_on_real_assets() {
     let m = s
         .match_ontology("CD8+ T cells", "cell_type", 3)
         .expect("match");
-    assert!(m.iter().any(|x| x.ontology_id == "CL:0000625"), "{m:#?}");
+    assert_eq!(m[0].ontology_id, "CL:0000625", "{m:#?}");
     assert!(m
         .iter()
         .all(|x| x.ontology == "cell_ontology" && x.ontology_version == "v2026-03-26"));
+    assert!(m.windows(2).all(|w| w[0].score >= w[1].score), "{m:#?}");
+
+    // Nonsense is not accepted: its best row's confidence is below the accept threshold.
+    let m = s
+        .match_ontology("foo bar baz", "cell_type", 3)
+        .expect("match");
+    assert!(
+        m[0].score < lobster_vector::matcher::ACCEPT_THRESHOLD,
+        "{m:#?}"
+    );
+    assert!(m.iter().all(|x| !x.match_type.is_exact()));
 
     // A synonym: "heart attack" is MONDO:0005068 (myocardial infarction), first.
     let m = s

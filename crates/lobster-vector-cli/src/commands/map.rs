@@ -120,20 +120,23 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
     distinct.sort_unstable();
     distinct.dedup();
     let service = ctx.service()?;
+    let per_value = args.candidates as usize;
     let options = MatchOptions {
-        k: 1,
+        k: per_value,
         within: args.within.clone(),
     };
     // Resolve (and fail closed) before any work.
     let resolved = service.resolve_collection(&args.ontology)?;
     let progress = Progress::new(ctx.global.quiet);
     progress.begin(&format!("mapping to {}", resolved.name), distinct.len());
-    let mut best: HashMap<&str, OntologyMatch> = HashMap::with_capacity(distinct.len());
+    // The rows kept per value, best first; a value whose best row is below
+    // `--min-score` is left unmapped.
+    let mut best: HashMap<&str, Vec<OntologyMatch>> = HashMap::with_capacity(distinct.len());
     for chunk in distinct.chunks(CHUNK) {
         let matches = service.match_ontology_batch_with(chunk, &resolved.name, &options)?;
-        for (value, m) in chunk.iter().zip(matches) {
-            if let Some(m) = m.into_iter().next().filter(|m| m.score >= args.min_score) {
-                best.insert(value, m);
+        for (value, rows) in chunk.iter().zip(matches) {
+            if rows.first().is_some_and(|m| m.score >= args.min_score) {
+                best.insert(value, rows);
             }
         }
         progress.inc(chunk.len());
@@ -144,6 +147,7 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
     let mut out: Vec<u8> = Vec::new();
     let header = [
         "input",
+        "rank",
         "ontology_id",
         "label",
         "score",
@@ -153,18 +157,24 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
     match format {
         Format::JsonLines => {
             for v in &values {
-                let m = best.get(v.as_str());
-                let row = json!({
-                    "input": v,
-                    "ontology_id": m.map(|m| &m.ontology_id),
-                    "label": m.map(|m| &m.term),
-                    "score": m.map(|m| m.score),
-                    "match_type": m.map(|m| m.match_type.as_str()),
-                    "matched_text": m.map(|m| &m.matched_text),
-                    "ontology_version": m.map(|m| &m.ontology_version),
-                });
-                serde_json::to_writer(&mut out, &row)?;
-                out.push(b'\n');
+                let rows: Vec<Option<&OntologyMatch>> = match best.get(v.as_str()) {
+                    Some(rows) => rows.iter().map(Some).collect(),
+                    None => vec![None],
+                };
+                for (rank, m) in rows.into_iter().enumerate() {
+                    let row = json!({
+                        "input": v,
+                        "rank": m.map(|_| rank + 1),
+                        "ontology_id": m.map(|m| &m.ontology_id),
+                        "label": m.map(|m| &m.term),
+                        "score": m.map(|m| lobster_vector::service::output_score(m.score)),
+                        "match_type": m.map_or("unmapped", |m| m.match_type.as_str()),
+                        "matched_text": m.map(|m| &m.matched_text),
+                        "ontology_version": m.map(|m| &m.ontology_version),
+                    });
+                    serde_json::to_writer(&mut out, &row)?;
+                    out.push(b'\n');
+                }
             }
         }
         _ => {
@@ -174,25 +184,30 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
                 .from_writer(&mut out);
             w.write_record(header)?;
             for v in &values {
-                let row = match best.get(v.as_str()) {
-                    Some(m) => vec![
+                match best.get(v.as_str()) {
+                    Some(rows) => {
+                        for (rank, m) in rows.iter().enumerate() {
+                            w.write_record([
+                                v.clone(),
+                                (rank + 1).to_string(),
+                                m.ontology_id.clone(),
+                                m.term.clone(),
+                                format!("{:.4}", m.score),
+                                m.match_type.as_str().to_string(),
+                                m.matched_text.clone(),
+                            ])?;
+                        }
+                    }
+                    None => w.write_record([
                         v.clone(),
-                        m.ontology_id.clone(),
-                        m.term.clone(),
-                        format!("{:.4}", m.score),
-                        m.match_type.as_str().to_string(),
-                        m.matched_text.clone(),
-                    ],
-                    None => vec![
-                        v.clone(),
+                        String::new(),
                         String::new(),
                         String::new(),
                         String::new(),
                         "unmapped".into(),
                         String::new(),
-                    ],
-                };
-                w.write_record(&row)?;
+                    ])?,
+                }
             }
             w.flush()?;
         }

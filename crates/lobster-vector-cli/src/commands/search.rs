@@ -25,7 +25,8 @@ pub fn run(ctx: &Ctx, args: &SearchArgs) -> Result<()> {
     let mut missing = Vec::new();
     for target in &targets {
         match service.match_ontology_with(&args.text, target, &options) {
-            Ok(m) => {
+            Ok(mut m) => {
+                m.retain(|r| r.score >= args.min_score);
                 let name = OntologyKind::from_alias(target)
                     .map_or_else(|_| target.clone(), |k| k.name().to_string());
                 results.push((name, m))

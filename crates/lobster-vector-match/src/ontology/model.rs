@@ -85,6 +85,14 @@ impl Term {
     pub fn label_without_obsolete_prefix(&self) -> &str {
         strip_obsolete_prefix(&self.label)
     }
+
+    /// The text at an entry slot: 0 is the label, `k + 1` synonym `k`.
+    pub fn entry_text(&self, slot: u32) -> Option<&str> {
+        match slot {
+            0 => Some(self.label.as_str()),
+            k => self.synonyms.get(k as usize - 1).map(|s| s.text.as_str()),
+        }
+    }
 }
 
 pub(crate) fn strip_obsolete_prefix(label: &str) -> &str {
@@ -128,6 +136,8 @@ pub struct Ontology {
     by_id: HashMap<String, usize>,
     exact: OnceLock<ExactTable>,
     adjacency: OnceLock<Adjacency>,
+    lexical: OnceLock<crate::matcher::lexical::LexicalIndex>,
+    structure: OnceLock<crate::matcher::structure::TermStructure>,
 }
 
 impl Ontology {
@@ -220,6 +230,8 @@ impl Ontology {
             by_id,
             exact: OnceLock::new(),
             adjacency: OnceLock::new(),
+            lexical: OnceLock::new(),
+            structure: OnceLock::new(),
         })
     }
 
@@ -229,6 +241,18 @@ impl Ontology {
 
     pub(crate) fn adjacency(&self) -> &Adjacency {
         self.adjacency.get_or_init(|| Adjacency::build(self))
+    }
+
+    /// The lexical index of the live labels and synonyms, built on first use.
+    pub fn lexical(&self) -> &crate::matcher::lexical::LexicalIndex {
+        self.lexical
+            .get_or_init(|| crate::matcher::lexical::LexicalIndex::build(self))
+    }
+
+    /// Depth and generality of every term, built on first use.
+    pub fn structure(&self) -> &crate::matcher::structure::TermStructure {
+        self.structure
+            .get_or_init(|| crate::matcher::structure::TermStructure::build(self))
     }
 
     pub(crate) fn index_of(&self, id: &str) -> Option<usize> {

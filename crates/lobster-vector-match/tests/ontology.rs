@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lobster_vector_core::ontology::graph::{Graph, Related};
-use lobster_vector_core::ontology::{
+use lobster_vector_core::{Error, Result};
+use lobster_vector_match::ontology::graph::{Graph, Related};
+use lobster_vector_match::ontology::{
     normalize_label, EntryKind, ExactIndex, Ontology, OntologyKind, SynonymScope,
 };
-use lobster_vector_core::{Error, Result};
 use sha2::{Digest, Sha256};
 
 fn fixture(name: &str) -> PathBuf {

@@ -1,13 +1,17 @@
-//! `SearchService`: embeds text, searches a store, turns distances into
-//! scores, collapses ontology entries to concepts, and (optionally) reranks.
+//! `SearchService`: embeds text, searches a store, gathers candidates from
+//! every channel of the [matcher](crate::matcher), ranks and calibrates them,
+//! and (optionally) reranks.
 
 mod lazy;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use rayon::prelude::*;
+
+use crate::matcher::{CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL, MODEL_KEY};
 use crate::ontology::graph::Graph;
 use crate::ontology::{EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term};
 use crate::{
@@ -23,6 +27,7 @@ pub const CANDIDATE_FACTOR: usize = 4;
 pub struct SearchHit {
     pub id: String,
     /// `clamp(1 - distance, 0, 1)` rounded to 4 decimals.
+    #[serde(serialize_with = "serialize_score")]
     pub score: f32,
     /// Cosine distance as the store returned it.
     pub distance: f32,
@@ -43,8 +48,12 @@ pub enum MatchType {
     /// The query names an obsolete term; this row is its replacement (or a
     /// term to consider), and `metadata.obsolete_id` names the obsolete one.
     ObsoleteRedirect,
-    /// Nearest neighbour by embedding.
+    /// Found by the dense channel (nearest labels and synonyms by embedding).
     Semantic,
+    /// Found by the lexical channel only (words or character trigrams).
+    Lexical,
+    /// Found by the abbreviation channel only (an initialism of a label or synonym).
+    Abbreviation,
 }
 
 impl MatchType {
@@ -55,7 +64,17 @@ impl MatchType {
             MatchType::ExactId => "exact_id",
             MatchType::ObsoleteRedirect => "obsolete_redirect",
             MatchType::Semantic => "semantic",
+            MatchType::Lexical => "lexical",
+            MatchType::Abbreviation => "abbreviation",
         }
+    }
+
+    /// Whether the row was found without ranking: exact id, label, synonym or obsolete redirect.
+    pub fn is_exact(self) -> bool {
+        !matches!(
+            self,
+            MatchType::Semantic | MatchType::Lexical | MatchType::Abbreviation
+        )
     }
 }
 
@@ -65,6 +84,10 @@ pub struct OntologyMatch {
     /// The concept's label.
     pub term: String,
     pub ontology_id: String,
+    /// Exact rows: 1.0. Ranked rows: the calibrated probability that the row
+    /// is right (the cosine similarity where the collection has no fitted
+    /// matcher); 4 decimals, serialised as such.
+    #[serde(serialize_with = "serialize_score")]
     pub score: f32,
     pub metadata: Metadata,
     pub distance_metric: &'static str,
@@ -80,6 +103,8 @@ pub struct OntologyMatch {
 pub struct ResolvedCollection {
     pub name: String,
     pub artifact: Artifact,
+    /// The ranker and calibration the build fitted, when it fitted one.
+    pub matcher: Option<Arc<MatcherModel>>,
 }
 
 /// The one entry point for queries. Cheap to clone and share across threads.
@@ -200,17 +225,25 @@ impl SearchService {
     /// An exact collection name pins it; an alias resolves to the newest
     /// finished build (one whose artifact has been written).
     pub fn resolve_collection(&self, ontology_or_collection: &str) -> Result<ResolvedCollection> {
-        let finished = |name: &str| -> Result<Option<Artifact>> {
-            Ok(Artifact::from_metadata(
-                &self.store.collection_info(name)?.metadata,
-            ))
+        let finished = |name: &str| -> Result<Option<(Artifact, Option<Arc<MatcherModel>>)>> {
+            let metadata = self.store.collection_info(name)?.metadata;
+            let matcher = metadata
+                .get(MODEL_KEY)
+                .and_then(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok())
+                .filter(MatcherModel::is_compatible)
+                .map(Arc::new);
+            Ok(Artifact::from_metadata(&metadata).map(|a| (a, matcher)))
         };
         if validate::collection_name(ontology_or_collection).is_ok()
             && self.store.has_collection(ontology_or_collection)?
         {
             let name = ontology_or_collection.to_string();
             return match finished(&name)? {
-                Some(artifact) => Ok(ResolvedCollection { name, artifact }),
+                Some((artifact, matcher)) => Ok(ResolvedCollection {
+                    name,
+                    artifact,
+                    matcher,
+                }),
                 None => Err(Error::CollectionUnavailable {
                     collection: name,
                     reason: "its build did not finish (no artifact); rebuild it with `lobster-vector build --force`".into(),
@@ -229,8 +262,12 @@ impl SearchService {
             .collect();
         candidates.sort();
         while let Some((_, name)) = candidates.pop() {
-            if let Some(artifact) = finished(&name)? {
-                return Ok(ResolvedCollection { name, artifact });
+            if let Some((artifact, matcher)) = finished(&name)? {
+                return Ok(ResolvedCollection {
+                    name,
+                    artifact,
+                    matcher,
+                });
             }
         }
         Err(Error::NoCollection {
@@ -315,123 +352,210 @@ impl SearchService {
         let vectors = embedder.embed_documents(terms)?;
         let mut fetch = k.saturating_mul(CANDIDATE_FACTOR);
         if onto.is_some() {
-            fetch = fetch.max(CONSOLIDATION_POOL);
+            fetch = fetch.max(DENSE_POOL);
         }
         if within.is_some() {
             fetch = fetch.max(200);
         }
-        let hits = self.store.search_batch(&resolved.name, &vectors, fetch)?;
+        let mut hits = self.store.search_batch(&resolved.name, &vectors, fetch)?;
+        if onto.is_some() {
+            crate::matcher::add_variant_hits(
+                embedder.as_ref(),
+                self.store.as_ref(),
+                &resolved.name,
+                terms,
+                &mut hits,
+                fetch,
+            )?;
+        }
         let total = match within {
             Some(_) => Some(self.store.count(&resolved.name)?),
             None => None,
         };
-        let mut out = Vec::with_capacity(terms.len());
-        for ((term, vector), mut hits) in terms.iter().zip(&vectors).zip(hits) {
-            let mut rows = match &onto {
-                Some(o) => exact_rows(o, term, &resolved),
-                None => Vec::new(),
-            };
-            rows.retain(|r| keep(&r.ontology_id));
-            // With `within`, widen the search until k concepts pass the filter or the collection is exhausted.
-            if let (Some(_), Some(total)) = (&within, total) {
-                let mut n = fetch;
-                while distinct_concepts(&hits, &keep) < k && n < total {
-                    n = n.saturating_mul(8).min(total);
-                    hits = self.store.search(&resolved.name, vector, n)?;
+        let work: Vec<(usize, Vec<Hit>)> = hits.into_iter().enumerate().collect();
+        work.into_par_iter()
+            .map(|(i, mut hits)| -> Result<Vec<OntologyMatch>> {
+                let (term, vector) = (&terms[i], &vectors[i]);
+                let mut rows = match &onto {
+                    Some(o) => exact_rows(o, term, &resolved),
+                    None => Vec::new(),
+                };
+                rows.retain(|r| keep(&r.ontology_id));
+                // With `within`, widen the search until k concepts pass the filter or the collection is exhausted.
+                if let (Some(_), Some(total)) = (&within, total) {
+                    let mut n = fetch;
+                    while distinct_concepts(&hits, &keep) < k && n < total {
+                        n = n.saturating_mul(8).min(total);
+                        hits = self.store.search(&resolved.name, vector, n)?;
+                    }
                 }
-            }
-            let mut seen: HashSet<String> = rows.iter().map(|r| r.ontology_id.clone()).collect();
-            let mut semantic = Vec::new();
-            for h in hits {
-                let row = semantic_row(h, &resolved);
-                if keep(&row.ontology_id) && seen.insert(row.ontology_id.clone()) {
-                    semantic.push(row);
+                let seen: HashSet<String> = rows.iter().map(|r| r.ontology_id.clone()).collect();
+                let ranked = match &onto {
+                    Some(o) => ranked_rows(o, &resolved, term, &hits, &|id| {
+                        keep(id) && !seen.contains(id)
+                    }),
+                    None => dense_rows(hits, &resolved, &|id| keep(id) && !seen.contains(id)),
+                };
+                rows.extend(ranked);
+                if let Some(reranker) = &self.reranker {
+                    rows = rerank(
+                        reranker.as_ref(),
+                        term,
+                        rows,
+                        k.saturating_mul(CANDIDATE_FACTOR),
+                    )?;
                 }
-            }
-            if let Some(o) = &onto {
-                consolidate(&Graph::new(o), &mut semantic);
-            }
-            rows.extend(semantic);
-            if let Some(reranker) = &self.reranker {
-                rows = rerank(
-                    reranker.as_ref(),
-                    term,
-                    rows,
-                    k.saturating_mul(CANDIDATE_FACTOR),
-                )?;
-            }
-            rows.truncate(k);
-            out.push(rows);
-        }
-        Ok(out)
+                rows.truncate(k);
+                Ok(rows)
+            })
+            .collect()
     }
 }
 
-/// Candidates fetched when the ontology graph can consolidate them.
-const CONSOLIDATION_POOL: usize = 64;
-/// Rank bonus per unit of similarity of a close descendant among the candidates.
-const SUPPORT_WEIGHT: f32 = 0.02;
-/// The largest rank bonus consolidation gives.
-const MAX_SUPPORT_BONUS: f32 = 0.1;
-/// Only candidates this close to the best similarity are lifted.
-const SUPPORT_WINDOW: f32 = 0.1;
-/// Descendants at most this many levels down lend support.
-const SUPPORT_DEPTH: usize = 2;
+/// Rounds a score to the 4 decimals every output shows.
+fn round4(x: f32) -> f32 {
+    output_score(x) as f32
+}
 
-/// Orders semantic candidates by similarity plus the support of their close
-/// descendants among the candidates.
-///
-/// A generic query ("CD8+ T cells") lands near many specific synonyms of
-/// subtypes; when several candidates are children or grandchildren of one
-/// candidate, that candidate is the likelier meaning. Each candidate within
-/// `SUPPORT_WINDOW` of the best similarity gains `SUPPORT_WEIGHT` × the summed
-/// similarity of its candidate descendants up to `SUPPORT_DEPTH` levels down,
-/// capped at `MAX_SUPPORT_BONUS`. `score` stays the cosine similarity of the
-/// concept's best entry; the ordering key is in `metadata.rank_score`.
-fn consolidate(graph: &Graph<'_>, rows: &mut Vec<OntologyMatch>) {
-    let Some(best) = rows.iter().map(|r| r.score).reduce(f32::max) else {
-        return;
-    };
-    let index: HashMap<&str, usize> = rows
+/// A score as outputs show it: the nearest number with 4 decimals, as an
+/// `f64` so JSON prints `0.7341`, not the `f32`'s `0.7340999841690063`.
+pub fn output_score(x: f32) -> f64 {
+    (f64::from(x) * 10_000.0).round() / 10_000.0
+}
+
+fn serialize_score<S: serde::Serializer>(x: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(output_score(*x))
+}
+
+/// Candidates of every channel, ranked and calibrated by the collection's
+/// fitted matcher (by cosine similarity where it has none), best first.
+fn ranked_rows(
+    o: &Ontology,
+    resolved: &ResolvedCollection,
+    query: &str,
+    hits: &[Hit],
+    keep: &dyn Fn(&str) -> bool,
+) -> Vec<OntologyMatch> {
+    let generator = CandidateGenerator::new(o);
+    let dense: Vec<DenseHit> = hits
         .iter()
-        .enumerate()
-        .map(|(i, r)| (r.ontology_id.as_str(), i))
-        .collect();
-    let mut support = vec![0.0_f32; rows.len()];
-    for r in rows.iter() {
-        for a in graph
-            .ancestors(&r.ontology_id, SUPPORT_DEPTH)
-            .unwrap_or_default()
-        {
-            if let Some(&i) = index.get(a.id.as_str()) {
-                support[i] += r.score;
-            }
-        }
-    }
-    let mut keyed: Vec<(f32, OntologyMatch)> = rows
-        .drain(..)
-        .zip(support)
-        .map(|(mut r, s)| {
-            let bonus = if r.score >= best - SUPPORT_WINDOW {
-                (SUPPORT_WEIGHT * s).min(MAX_SUPPORT_BONUS)
-            } else {
-                0.0
-            };
-            let key = r.score + bonus;
-            if bonus > 0.0 {
-                r.metadata.insert(
-                    "rank_score".into(),
-                    serde_json::json!(((key * 10_000.0).round() / 10_000.0)),
-                );
-            }
-            (key, r)
+        .filter_map(|h| {
+            Some(DenseHit {
+                entry: generator.entry_of_hit(&h.id)?,
+                cosine: 1.0 - h.distance,
+            })
         })
         .collect();
-    keyed.sort_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then_with(|| b.1.score.total_cmp(&a.1.score))
+    let terms = o.terms();
+    let entries = generator.lexical().entries();
+    let mut candidates = generator.candidates(query, &dense, &(0..0));
+    candidates.retain(|c| keep(&terms[c.term as usize].id));
+    let scored: Vec<(f32, f32)> = match &resolved.matcher {
+        Some(model) => model.rank(&candidates),
+        None => candidates
+            .iter()
+            .map(|c| {
+                let cos = c.cosine.unwrap_or(0.0);
+                (cos, Metric::Cosine.similarity(1.0 - cos))
+            })
+            .collect(),
+    };
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| {
+        scored[b]
+            .1
+            .total_cmp(&scored[a].1)
+            .then(scored[b].0.total_cmp(&scored[a].0))
+            .then(candidates[a].term.cmp(&candidates[b].term))
     });
-    rows.extend(keyed.into_iter().map(|(_, r)| r));
+    order
+        .into_iter()
+        .map(|i| {
+            let c = &candidates[i];
+            let (rank_score, probability) = scored[i];
+            let term = &terms[c.term as usize];
+            let entry = &entries[c.entry as usize];
+            let matched = term.entry_text(entry.slot).unwrap_or(&term.label);
+            let mut meta = Metadata::new();
+            meta.insert("ontology_id".into(), serde_json::json!(term.id));
+            meta.insert("label".into(), serde_json::json!(term.label));
+            meta.insert("matched_text".into(), serde_json::json!(matched));
+            meta.insert(
+                "kind".into(),
+                serde_json::json!(if entry.is_label() { "label" } else { "synonym" }),
+            );
+            if let Some(scope) = (entry.slot > 0)
+                .then(|| {
+                    term.synonyms
+                        .get(entry.slot as usize - 1)
+                        .and_then(|s| s.scope)
+                })
+                .flatten()
+            {
+                meta.insert("scope".into(), serde_json::json!(scope.as_str()));
+            }
+            if let Some(d) = &term.definition {
+                meta.insert("definition".into(), serde_json::json!(d));
+            }
+            if let Some(cos) = c.cosine {
+                meta.insert(
+                    "vector_score".into(),
+                    serde_json::json!(output_score(cos.clamp(0.0, 1.0))),
+                );
+            }
+            meta.insert(
+                "rank_score".into(),
+                serde_json::json!(output_score(rank_score)),
+            );
+            let channels: Vec<&str> = [
+                (c.channels.dense, "dense"),
+                (c.channels.lexical, "lexical"),
+                (c.channels.abbreviation, "abbreviation"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+            meta.insert("channels".into(), serde_json::json!(channels));
+            let match_type = if c.channels.dense {
+                MatchType::Semantic
+            } else if c.channels.lexical {
+                MatchType::Lexical
+            } else {
+                MatchType::Abbreviation
+            };
+            OntologyMatch {
+                term: term.label.clone(),
+                ontology_id: term.id.clone(),
+                score: round4(probability),
+                metadata: meta,
+                distance_metric: Metric::Cosine.as_str(),
+                matched_text: matched.to_string(),
+                match_type,
+                ontology: resolved.artifact.ontology.clone(),
+                ontology_version: resolved.artifact.source_version.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Without the ontology source: the store's hits, one row per concept, by similarity.
+fn dense_rows(
+    hits: Vec<Hit>,
+    resolved: &ResolvedCollection,
+    keep: &dyn Fn(&str) -> bool,
+) -> Vec<OntologyMatch> {
+    let mut seen = HashSet::new();
+    hits.into_iter()
+        .map(|h| {
+            let mut r = semantic_row(h, resolved);
+            r.metadata.insert(
+                "vector_score".into(),
+                serde_json::json!(output_score(r.score)),
+            );
+            r
+        })
+        .filter(|r| keep(&r.ontology_id) && seen.insert(r.ontology_id.clone()))
+        .collect()
 }
 
 /// Options of [`SearchService::match_ontology_with`].
@@ -601,9 +725,8 @@ fn rerank(
     matches: Vec<OntologyMatch>,
     pool: usize,
 ) -> Result<Vec<OntologyMatch>> {
-    let (mut exact, mut semantic): (Vec<_>, Vec<_>) = matches
-        .into_iter()
-        .partition(|m| m.match_type != MatchType::Semantic);
+    let (mut exact, mut semantic): (Vec<_>, Vec<_>) =
+        matches.into_iter().partition(|m| m.match_type.is_exact());
     semantic.truncate(pool);
     if semantic.len() < 2 || !reranker.is_active() {
         for m in &mut semantic {
@@ -628,11 +751,18 @@ fn rerank(
     let mut slots: Vec<Option<OntologyMatch>> = semantic.into_iter().map(Some).collect();
     for (i, score) in ranking {
         if let Some(mut m) = slots.get_mut(i).and_then(Option::take) {
-            m.metadata
-                .insert("vector_score".into(), serde_json::json!(m.score));
+            // The cosine stays where the ranker put it; a row without one
+            // (found by the lexical or abbreviation channel) keeps its
+            // confidence under `confidence`.
+            if !m.metadata.contains_key("vector_score") {
+                m.metadata.insert(
+                    "confidence".into(),
+                    serde_json::json!(output_score(m.score)),
+                );
+            }
             m.metadata
                 .insert("reranked".into(), serde_json::json!(true));
-            m.score = ((f64::from(score) * 10_000.0).round() / 10_000.0) as f32;
+            m.score = round4(score);
             exact.push(m);
         }
     }

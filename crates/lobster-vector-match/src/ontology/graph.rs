@@ -155,8 +155,8 @@ impl<'a> Graph<'a> {
 /// Parent and child lists of every term, by term index.
 #[derive(Debug, Clone)]
 pub(crate) struct Adjacency {
-    parents: Rows,
-    children: Rows,
+    pub(crate) parents: Rows,
+    pub(crate) children: Rows,
 }
 
 impl Adjacency {
@@ -183,7 +183,7 @@ impl Adjacency {
 /// Compressed rows: the targets of node `n` are `targets[offsets[n]..offsets[n + 1]]`,
 /// in the order the edges were given.
 #[derive(Debug, Clone)]
-struct Rows {
+pub(crate) struct Rows {
     offsets: Vec<u32>,
     targets: Vec<u32>,
 }
@@ -207,7 +207,7 @@ impl Rows {
         Rows { offsets, targets }
     }
 
-    fn row(&self, node: u32) -> &[u32] {
+    pub(crate) fn row(&self, node: u32) -> &[u32] {
         let n = node as usize;
         &self.targets[self.offsets[n] as usize..self.offsets[n + 1] as usize]
     }
@@ -215,7 +215,7 @@ impl Rows {
 
 /// Breadth-first walk along `rows` from `start` (excluded), up to `depth`
 /// edges; yields each reached node once with its shortest distance.
-fn walk(rows: &Rows, start: u32, depth: usize) -> impl Iterator<Item = (u32, u32)> {
+pub(crate) fn walk(rows: &Rows, start: u32, depth: usize) -> impl Iterator<Item = (u32, u32)> {
     let mut dist: HashMap<u32, u32> = HashMap::new();
     let mut frontier = vec![start];
     let mut level: u32 = 0;

@@ -1,6 +1,7 @@
 //! Building an ontology collection: one entry per label and per synonym of
-//! every live term, embedded in batches, written to a store, and sealed by
-//! writing the artifact last.
+//! every live term, embedded in batches, written to a store, its
+//! [matcher](crate::matcher) fitted from the same source, and sealed by
+//! writing the artifact (with the fitted model) last.
 //!
 //! A collection without an artifact is an unfinished build: search never uses
 //! it, so an interrupted build (Ctrl-C, a crash) is never visible to queries.
@@ -11,6 +12,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::artifact::{now_rfc3339, Artifact, ARTIFACT_KEY};
+use crate::matcher::{fit_matcher, FitOptions, FitReport, MODEL_KEY};
 use crate::ontology::{Ontology, Term};
 use crate::{validate, Embedder, Error, Metadata, Record, Result, VectorStore};
 
@@ -21,6 +23,9 @@ pub struct BuildOptions {
     pub batch_size: usize,
     /// Rebuild even when the same source and model already built the collection.
     pub force: bool,
+    /// How the matcher is fitted; `None` builds without one (queries then
+    /// order candidates by cosine similarity alone).
+    pub fit: Option<FitOptions>,
 }
 
 impl Default for BuildOptions {
@@ -28,6 +33,7 @@ impl Default for BuildOptions {
         Self {
             batch_size: 512,
             force: false,
+            fit: Some(FitOptions::default()),
         }
     }
 }
@@ -44,6 +50,9 @@ pub struct BuildReport {
     /// `true` when an identical build existed and nothing was done.
     pub skipped: bool,
     pub seconds: f64,
+    /// How the matcher was fitted (absent when skipped or built without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<FitReport>,
 }
 
 /// Progress of a build, reported after every batch.
@@ -153,6 +162,7 @@ pub fn build_collection(
         terms: live.len(),
         skipped: false,
         seconds: 0.0,
+        matcher: None,
     };
     if store.has_collection(&collection)? {
         let info = store.collection_info(&collection)?;
@@ -186,13 +196,19 @@ pub fn build_collection(
         cancel,
     );
     progress.finish();
-    if let Err(e) = result {
-        if let Err(drop_err) = store.drop_collection(&collection) {
-            tracing::warn!(%collection, error = %drop_err, "could not remove the unfinished collection");
+    let result = result.and_then(|()| match &options.fit {
+        Some(fit) => fit_matcher(ontology, embedder, store, &collection, fit).map(Some),
+        None => Ok(None),
+    });
+    let model = match result {
+        Ok(model) => model,
+        Err(e) => {
+            if let Err(drop_err) = store.drop_collection(&collection) {
+                tracing::warn!(%collection, error = %drop_err, "could not remove the unfinished collection");
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
-
+    };
     let artifact = Artifact {
         embedding_provider: embedder.provider().to_string(),
         embedding_model: embedder.model_id().to_string(),
@@ -208,12 +224,57 @@ pub fn build_collection(
     };
     let mut metadata = store.collection_info(&collection)?.metadata;
     metadata.remove(ARTIFACT_KEY);
+    metadata.remove(MODEL_KEY);
+    if let Some(model) = &model {
+        metadata.insert(MODEL_KEY.into(), json!(model));
+        report.matcher = Some(model.report.clone());
+    }
     artifact.write_into(&mut metadata);
     store.set_collection_metadata(&collection, metadata)?;
     store.flush()?;
     report.entries = entries.len();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Fits the matcher of a finished collection again from `ontology` (the
+/// source it was built from, checked by SHA-256) without re-embedding, and
+/// stores it with the collection.
+///
+/// # Errors
+/// [`Error::CollectionUnavailable`] when the collection is unfinished or was
+/// built from another source or embedder; store and embedding failures.
+pub fn refit_matcher(
+    ontology: &Ontology,
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+    collection: &str,
+    fit: &FitOptions,
+) -> Result<FitReport> {
+    let mut metadata = store.collection_info(collection)?.metadata;
+    let Some(artifact) = Artifact::from_metadata(&metadata) else {
+        return Err(Error::CollectionUnavailable {
+            collection: collection.into(),
+            reason: "its build did not finish (no artifact)".into(),
+        });
+    };
+    artifact.check_embedder(collection, embedder)?;
+    if artifact.source_sha256 != ontology.source_sha256() {
+        return Err(Error::CollectionUnavailable {
+            collection: collection.into(),
+            reason: format!(
+                "it was built from another source (SHA-256 {}, given {})",
+                artifact.source_sha256,
+                ontology.source_sha256()
+            ),
+        });
+    }
+    store.lock_for_writing()?;
+    let model = fit_matcher(ontology, embedder, store, collection, fit)?;
+    metadata.insert(MODEL_KEY.into(), json!(model));
+    store.set_collection_metadata(collection, metadata)?;
+    store.flush()?;
+    Ok(model.report)
 }
 
 fn write_entries(

@@ -3,7 +3,7 @@
 //! redirects, and the term [`graph`].
 //!
 //! ```no_run
-//! use lobster_vector_core::ontology::{graph::Graph, ExactIndex, Ontology};
+//! use lobster_vector_match::ontology::{graph::Graph, ExactIndex, Ontology};
 //!
 //! # fn main() -> lobster_vector_core::Result<()> {
 //! let cl = Ontology::load("CL-ontology-v2026-03-26.json.zst")?;
