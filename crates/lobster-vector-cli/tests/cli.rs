@@ -516,7 +516,7 @@ fn build_is_refused_up_front_while_another_process_writes() {
     let holder = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
     holder.lock_for_writing().expect("lock");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../lobster-vector-core/tests/fixtures/mini_cl.obo");
+        .join("../lobster-vector-match/tests/fixtures/mini_cl.obo");
     let out = Command::new(env!("CARGO_BIN_EXE_lobster-vector"))
         .args(["build", "--ontology", "cl", "--source"])
         .arg(&fixture)
