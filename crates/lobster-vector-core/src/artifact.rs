@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Embedder, Error, Metadata, Result};
+use crate::{Embedder, Error, Metadata, Result, VectorStore};
 
 /// The key under which the artifact lives in collection metadata.
 pub const ARTIFACT_KEY: &str = "artifact";
@@ -66,6 +66,38 @@ impl Artifact {
                 embedder.dimensions()
             ),
         })
+    }
+}
+
+/// One collection of a store as listings show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionSummary {
+    pub name: String,
+    pub count: usize,
+    pub dimension: Option<usize>,
+    /// Whether its build finished (it has an artifact).
+    pub complete: bool,
+    pub artifact: Option<Artifact>,
+}
+
+impl CollectionSummary {
+    /// Every collection of `store`, in the store's order.
+    pub fn list(store: &dyn VectorStore) -> Result<Vec<CollectionSummary>> {
+        store
+            .list_collections()?
+            .into_iter()
+            .map(|name| {
+                let info = store.collection_info(&name)?;
+                let artifact = Artifact::from_metadata(&info.metadata);
+                Ok(CollectionSummary {
+                    name: info.name,
+                    count: info.count,
+                    dimension: info.dimension,
+                    complete: artifact.is_some(),
+                    artifact,
+                })
+            })
+            .collect()
     }
 }
 

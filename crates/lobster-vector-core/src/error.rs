@@ -102,7 +102,73 @@ pub enum Error {
     Interrupted,
 }
 
+/// What kind of failure an [`Error`] is: the level a caller (an HTTP status, a
+/// Python exception class) reacts to without matching every variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller's input or configuration is wrong.
+    InvalidInput,
+    /// A named collection, ontology build or term does not exist.
+    NotFound,
+    /// The collection exists but cannot answer (another embedder, unfinished build).
+    Unavailable,
+    /// A component that this build does not contain.
+    NotAvailable,
+    /// Another writer holds the store, or it is read-only.
+    Locked,
+    /// A remote service refused the credentials.
+    Unauthorized,
+    /// A file could not be read, written or parsed.
+    Io,
+    /// A model could not be loaded or run.
+    Model,
+    /// A storage engine or remote service failed.
+    Backend,
+    /// Stopped on request; nothing was committed.
+    Interrupted,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in machine-readable output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::NotAvailable => "not_available",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Io => "io",
+            ErrorKind::Model => "model",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Interrupted => "interrupted",
+        }
+    }
+}
+
 impl Error {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::DimensionMismatch { .. }
+            | Error::InvalidInput { .. }
+            | Error::InvalidConfig { .. }
+            | Error::UnknownOntology { .. } => ErrorKind::InvalidInput,
+            Error::CollectionNotFound { .. }
+            | Error::NoCollection { .. }
+            | Error::TermNotFound { .. } => ErrorKind::NotFound,
+            Error::CollectionUnavailable { .. } => ErrorKind::Unavailable,
+            Error::NotAvailable { .. } => ErrorKind::NotAvailable,
+            Error::StoreLocked { .. } | Error::ReadOnly { .. } => ErrorKind::Locked,
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Error::Io { .. } | Error::Parse { .. } => ErrorKind::Io,
+            Error::Model { .. } => ErrorKind::Model,
+            Error::Backend { .. } => ErrorKind::Backend,
+            Error::Interrupted => ErrorKind::Interrupted,
+        }
+    }
+
     /// This error and its causes on one line, joined by `: `.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();

@@ -16,9 +16,9 @@ pub mod testing;
 mod types;
 pub mod validate;
 
-pub use artifact::Artifact;
+pub use artifact::{Artifact, CollectionSummary};
 pub use embedder::Embedder;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use flat::FlatStore;
 pub use metric::Metric;
 pub use reranker::{Ranking, Reranker};

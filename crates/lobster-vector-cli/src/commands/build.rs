@@ -1,11 +1,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use lobster_vector::build::collection_name;
 use lobster_vector::build::{build_collection, refit_matcher, BuildOptions, BuildReport};
 use lobster_vector::matcher::{FitOptions, FitReport};
-use lobster_vector::ontology::{Ontology, OntologyKind};
 
 use super::Ctx;
 use crate::{cli::BuildArgs, output, progress::Progress};
@@ -28,29 +27,7 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let library = ctx.ontologies();
-    let sources: Vec<Arc<Ontology>> =
-        match (&args.source, args.ontology.eq_ignore_ascii_case("all")) {
-            (Some(path), _) => {
-                let o = library.load(path)?;
-                if !args.ontology.eq_ignore_ascii_case("all") {
-                    let wanted = OntologyKind::from_alias(&args.ontology)?;
-                    if o.kind().is_some_and(|k| k != wanted) {
-                        bail!(
-                            "`{}` holds {} terms, not {}",
-                            path.display(),
-                            o.name(),
-                            wanted.name()
-                        );
-                    }
-                }
-                vec![o]
-            }
-            (None, true) => OntologyKind::ALL
-                .iter()
-                .map(|k| library.newest(*k))
-                .collect::<Result<_, _>>()?,
-            (None, false) => vec![library.newest(OntologyKind::from_alias(&args.ontology)?)?],
-        };
+    let sources = library.select(&args.ontology, args.source.as_deref())?;
     let service = ctx.service()?;
     // Refuse a second writer now, before the model loads and texts are embedded.
     service.store().lock_for_writing().with_context(|| {

@@ -1,5 +1,5 @@
 use anyhow::{Context, Result};
-use lobster_vector::Artifact;
+use lobster_vector::CollectionSummary;
 use serde_json::json;
 
 use super::Ctx;
@@ -8,27 +8,10 @@ use crate::{cli::CollectionsArgs, output};
 pub fn run(ctx: &Ctx, args: &CollectionsArgs) -> Result<()> {
     let store = lobster_vector::open_store(&ctx.config)
         .with_context(|| format!("cannot open the `{}` store", ctx.config.backend))?;
-    let mut rows = Vec::new();
-    for name in store.list_collections()? {
-        let info = store.collection_info(&name)?;
-        let artifact = Artifact::from_metadata(&info.metadata);
-        rows.push((info, artifact));
-    }
+    let rows = CollectionSummary::list(store.as_ref())?;
     if args.json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|(info, artifact)| {
-                json!({
-                    "name": info.name,
-                    "count": info.count,
-                    "dimension": info.dimension,
-                    "complete": artifact.is_some(),
-                    "artifact": artifact,
-                })
-            })
-            .collect();
         return output::json(
-            &json!({ "backend": ctx.config.backend.as_str(), "collections": list }),
+            &json!({ "backend": ctx.config.backend.as_str(), "collections": rows }),
         );
     }
     if rows.is_empty() {
@@ -39,12 +22,12 @@ pub fn run(ctx: &Ctx, args: &CollectionsArgs) -> Result<()> {
     }
     let table: Vec<Vec<String>> = rows
         .iter()
-        .map(|(info, a)| {
+        .map(|c| {
             vec![
-                info.name.clone(),
-                info.count.to_string(),
-                info.dimension.map_or("-".into(), |d| d.to_string()),
-                a.as_ref().map_or("unfinished build".into(), |a| {
+                c.name.clone(),
+                c.count.to_string(),
+                c.dimension.map_or("-".into(), |d| d.to_string()),
+                c.artifact.as_ref().map_or("unfinished build".into(), |a| {
                     format!(
                         "{}:{} built {}",
                         a.embedding_provider, a.embedding_model, a.built_at

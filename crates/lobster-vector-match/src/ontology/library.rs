@@ -96,6 +96,52 @@ impl OntologyLibrary {
         self.load(&self.newest_source(kind)?)
     }
 
+    /// The ontologies a build of `ontology` reads: the newest source of a name
+    /// or alias, every ontology's newest for `all`, or the file `source` (which
+    /// must hold that ontology unless `ontology` is `all`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownOntology`], [`Error::InvalidInput`] when `source` holds
+    /// another ontology, and what loading returns.
+    pub fn select(&self, ontology: &str, source: Option<&Path>) -> Result<Vec<Arc<Ontology>>> {
+        let all = ontology.trim().eq_ignore_ascii_case("all");
+        match source {
+            Some(path) => {
+                let o = self.load(path)?;
+                if !all {
+                    let wanted = OntologyKind::from_alias(ontology)?;
+                    if o.kind().is_some_and(|k| k != wanted) {
+                        return Err(Error::invalid_input(format!(
+                            "`{}` holds {} terms, not {}",
+                            path.display(),
+                            o.name(),
+                            wanted.name()
+                        )));
+                    }
+                }
+                Ok(vec![o])
+            }
+            None if all => OntologyKind::ALL.iter().map(|k| self.newest(*k)).collect(),
+            None => Ok(vec![self.newest(OntologyKind::from_alias(ontology)?)?]),
+        }
+    }
+
+    /// The newest ontology whose ids carry `id`'s prefix (`MONDO:`, `UBERON:`, `CL:`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an id of no known ontology; what
+    /// [`newest`](Self::newest) returns when no source of it is found.
+    pub fn for_term_id(&self, id: &str) -> Result<Arc<Ontology>> {
+        let id = id.trim();
+        let prefix = id.split(':').next().unwrap_or_default();
+        let kind = OntologyKind::from_source_prefix(prefix).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "`{id}` is not a MONDO, UBERON or CL id (expected e.g. MONDO:0005068, UBERON:0001155, CL:0000625)"
+            ))
+        })?;
+        self.newest(kind)
+    }
+
     /// The ontology a collection was built from, when its source file (same
     /// SHA-256) is still available; `None` otherwise.
     pub fn for_artifact(&self, artifact: &Artifact) -> Result<Option<Arc<Ontology>>> {

@@ -27,9 +27,11 @@ mod library;
 mod model;
 mod normalize;
 mod obo;
+mod report;
 mod source;
 
 pub use kind::{compare_versions, OntologyKind};
 pub use library::OntologyLibrary;
 pub use model::{Ontology, Redirect, Synonym, SynonymScope, Term};
 pub use normalize::{normalize_label, EntryKind, ExactIndex, ExactMatch};
+pub use report::{Neighborhood, TermRef, TermReport};
