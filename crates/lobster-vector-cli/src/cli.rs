@@ -81,6 +81,10 @@ pub enum Command {
     /// Copy a collection from one backend to another, e.g. a Chroma directory
     /// served by `chroma run --path DIR` into the local store
     Import(ImportArgs),
+    /// Serve the HTTP API, with the MCP tools under /mcp, from one long-running process
+    Serve(ServeArgs),
+    /// Serve the MCP tools over stdin/stdout (for an agent that starts the server itself)
+    Mcp(McpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +229,52 @@ pub struct NeighborsArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lobster-vector serve\n  curl -s localhost:8750/v1/match -H 'content-type: application/json' \\\n    -d '{\"terms\": \"CD8+ T cells\", \"ontology\": \"cell_type\", \"k\": 3}'\n  LOBSTER_SERVE_TOKEN=s3cret lobster-vector serve --addr 0.0.0.0:8750"
+)]
+pub struct ServeArgs {
+    /// Address to listen on; any address but loopback needs --token
+    #[arg(long, env = "LOBSTER_SERVE_ADDR", default_value = "127.0.0.1:8750")]
+    pub addr: std::net::SocketAddr,
+    /// Bearer token every request but /health must send (`Authorization: Bearer TOKEN`)
+    #[arg(
+        long,
+        env = "LOBSTER_SERVE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on requests, shared by `serve` and `mcp`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Requests computed at once; beyond it requests answer 429 (Retry-After)
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_concurrent: u32,
+    /// Most terms (or texts) in one request
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_terms: u32,
+    /// Largest k
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_k: u32,
+    /// Largest request body, bytes
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_body_bytes: u32,
+    /// Seconds a request may take before it answers 504
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub timeout: u32,
 }
 
 #[derive(Debug, Args)]

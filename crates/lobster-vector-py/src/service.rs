@@ -153,12 +153,7 @@ impl PyService {
     /// Label, definition, synonyms, parents, obsolete status and replacement
     /// of `term_id`, from the newest source of its ontology.
     fn lookup<'py>(&self, py: Python<'py>, term_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let report = py
-            .detach(|| -> lobster_vector::Result<TermReport> {
-                TermReport::of(&*self.library().for_term_id(term_id)?, term_id)
-            })
-            .py_err()?;
-        to_python(py, &report)
+        self.ontology_of_term(py, term_id)?.lookup(py, term_id)
     }
 
     /// Parents, children, siblings, and ancestors and descendants to `depth`.
@@ -169,12 +164,8 @@ impl PyService {
         term_id: &str,
         depth: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let n = py
-            .detach(|| -> lobster_vector::Result<Neighborhood> {
-                Neighborhood::of(&*self.library().for_term_id(term_id)?, term_id, depth)
-            })
-            .py_err()?;
-        to_python(py, &n)
+        self.ontology_of_term(py, term_id)?
+            .neighbors(py, term_id, depth)
     }
 
     /// The newest source of `ontology` (a name or alias), loaded once per service.
@@ -239,6 +230,13 @@ impl PyOntology {
 }
 
 impl PyService {
+    /// The newest ontology holding `term_id`, from this service's library.
+    fn ontology_of_term(&self, py: Python<'_>, term_id: &str) -> PyResult<PyOntology> {
+        let library = self.library();
+        let inner = py.detach(|| library.for_term_id(term_id)).py_err()?;
+        Ok(PyOntology { inner })
+    }
+
     fn library(&self) -> Arc<OntologyLibrary> {
         self.service
             .ontologies()

@@ -8,6 +8,7 @@ mod info;
 mod lookup;
 mod map;
 mod search;
+mod serve;
 mod store;
 
 use std::sync::Arc;
@@ -79,5 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(args) => embed::run(&ctx, args),
         Command::Store(cmd) => store::run(&ctx, cmd),
         Command::Import(args) => import::run(&ctx, args),
+        Command::Serve(args) => serve::http(&ctx, args),
+        Command::Mcp(args) => serve::mcp(&ctx, args),
     }
 }
