@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the `lobster.vector` wheel from this checkout and runs its pytest
-# suite in a fresh virtual environment (the real MiniLM and Cell Ontology
-# from `bash scripts/setup.sh`; the suite builds its own store).
+# Builds the `lobster.vector` wheel from this checkout and runs the Python
+# suites in a fresh virtual environment: the package's, and the MCP server's
+# with the official `mcp` client (the real MiniLM and Cell Ontology from
+# `bash scripts/setup.sh`; each suite builds its own store).
 #
 #   bash scripts/python-tests.sh [pytest args]
 #
@@ -26,9 +27,14 @@ rm -f "$wheels"/lobster_vector-*.whl
 
 echo "python-tests: fresh test environment in $venvs/test"
 python3 -m venv --clear "$venvs/test"
-"$venvs/test/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7"
+# pytest, and the official MCP client SDK for the MCP server's tests.
+"$venvs/test/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7" "mcp>=2.3,<3"
 "$venvs/test/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/lobster_vector-*.whl
+
+# The MCP tests drive the CLI binary that `cargo test` built.
+export LOBSTER_VECTOR_BIN=${LOBSTER_VECTOR_BIN:-$root/target/debug/lobster-vector}
 
 # Run from outside the source tree so the installed package is what is imported.
 cd "$venvs"
-"$venvs/test/bin/python" -m pytest -q -p no:cacheprovider "$root/crates/lobster-vector-py/tests" "$@"
+"$venvs/test/bin/python" -m pytest -q -p no:cacheprovider \
+    "$root/crates/lobster-vector-py/tests" "$root/crates/lobster-vector-serve/tests" "$@"
