@@ -7,6 +7,7 @@ mod embed;
 mod flat;
 mod local;
 mod peer;
+mod serve;
 mod stats;
 
 use std::path::PathBuf;
@@ -97,6 +98,34 @@ enum Bench {
         #[arg(long)]
         build_threads: Option<usize>,
     },
+    /// `lobster-vector serve` under load over loopback (bounded in requests):
+    /// single-term and batch matches at each client count, RSS before/after,
+    /// beside the CLI's one-shot search
+    Serve {
+        /// The lobster-vector binary (release)
+        #[arg(long, default_value = "target/release/lobster-vector")]
+        binary: PathBuf,
+        /// A local store holding a built Cell Ontology collection
+        #[arg(long)]
+        store: PathBuf,
+        /// Queries: a dev set (JSON records with `query`) or one per line
+        #[arg(long, default_value = "../shared/eval/dev/celltype_dev.json")]
+        terms: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        clients: Vec<usize>,
+        /// Single-term requests per client count
+        #[arg(long, default_value_t = 50_000)]
+        single_requests: usize,
+        /// Batch requests per client count
+        #[arg(long, default_value_t = 256)]
+        batch_requests: usize,
+        /// Terms per batch request
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// The server's --max-concurrent
+        #[arg(long, default_value_t = 64)]
+        max_concurrent: usize,
+    },
     /// (internal) open a local store in this fresh process and run one query
     #[command(hide = true)]
     Reopen {
@@ -121,6 +150,34 @@ fn main() -> Result<()> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(cli.threads)
         .build_global()?;
+    if let Bench::Serve {
+        binary,
+        store,
+        terms,
+        clients,
+        single_requests,
+        batch_requests,
+        batch,
+        max_concurrent,
+    } = &cli.command
+    {
+        let terms = serve::read_terms(terms)?;
+        let rows = serve::run(&serve::ServeArgs {
+            binary,
+            store,
+            terms: &terms,
+            clients,
+            single_requests: *single_requests,
+            batch_requests: *batch_requests,
+            batch: *batch,
+            max_concurrent: *max_concurrent,
+        })?;
+        serve::print(&rows);
+        if let Some(path) = &cli.json {
+            std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
+        }
+        return Ok(());
+    }
     let peer = if cli.no_peer {
         None
     } else {
@@ -193,7 +250,7 @@ fn main() -> Result<()> {
             local::print(&rows);
             rows
         }
-        Bench::Reopen { .. } => unreachable!("handled above"),
+        Bench::Reopen { .. } | Bench::Serve { .. } => unreachable!("handled above"),
     };
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
