@@ -79,7 +79,9 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// `requests` requests from `clients` threads, each body built by `body(i)`.
+/// `requests` requests from `clients` threads, each body built by `body(i)`;
+/// a 429 is retried after its `Retry-After` (counted, not an error), and a
+/// request's latency runs from its first send to its answer.
 fn load(
     url: &str,
     clients: usize,
@@ -88,7 +90,7 @@ fn load(
 ) -> Value {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let per_client: Vec<(Vec<f64>, usize, usize)> = std::thread::scope(|s| {
+    let per_client: Vec<(Vec<f64>, usize, usize, usize)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 s.spawn(|| {
@@ -97,27 +99,43 @@ fn load(
                         .timeout_global(Some(Duration::from_secs(120)))
                         .build()
                         .into();
-                    let (mut lat, mut ok, mut err) = (Vec::new(), 0, 0);
+                    let (mut lat, mut ok, mut err, mut shed) = (Vec::new(), 0, 0, 0);
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= requests {
                             break;
                         }
+                        let payload = body(i).to_string();
                         let t = Instant::now();
-                        let r = agent
-                            .post(&format!("{url}/v1/match"))
-                            .header("content-type", "application/json")
-                            .send(body(i).to_string().as_str());
-                        lat.push(t.elapsed().as_secs_f64() * 1e3);
-                        match r {
-                            Ok(mut resp) if resp.status().as_u16() == 200 => {
-                                let _ = resp.body_mut().read_to_string();
-                                ok += 1;
+                        // A 429 is load shedding: wait as Retry-After says and send again.
+                        loop {
+                            let r = agent
+                                .post(&format!("{url}/v1/match"))
+                                .header("content-type", "application/json")
+                                .send(payload.as_str());
+                            match r {
+                                Ok(mut resp) if resp.status().as_u16() == 200 => {
+                                    let _ = resp.body_mut().read_to_string();
+                                    ok += 1;
+                                }
+                                Ok(resp) if resp.status().as_u16() == 429 => {
+                                    shed += 1;
+                                    let wait = resp
+                                        .headers()
+                                        .get("retry-after")
+                                        .and_then(|v| v.to_str().ok())
+                                        .and_then(|v| v.parse::<u64>().ok())
+                                        .unwrap_or(1);
+                                    std::thread::sleep(Duration::from_secs(wait));
+                                    continue;
+                                }
+                                _ => err += 1,
                             }
-                            _ => err += 1,
+                            break;
                         }
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
                     }
-                    (lat, ok, err)
+                    (lat, ok, err, shed)
                 })
             })
             .collect();
@@ -134,11 +152,13 @@ fn load(
     lat.sort_by(f64::total_cmp);
     let ok: usize = per_client.iter().map(|c| c.1).sum();
     let errors: usize = per_client.iter().map(|c| c.2).sum();
+    let shed: usize = per_client.iter().map(|c| c.3).sum();
     json!({
         "clients": clients,
         "requests": requests,
         "ok": ok,
         "errors": errors,
+        "answered_429": shed,
         "seconds": seconds,
         "requests_per_s": requests as f64 / seconds,
         "p50_ms": percentile(&lat, 50.0),
@@ -211,11 +231,11 @@ fn one_shot(args: &ServeArgs) -> Result<Value> {
 }
 
 pub fn print(rows: &[Value]) {
-    println!("| load | clients | requests | req/s | terms/s | p50 ms | p99 ms | errors | RSS after, MiB |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| load | clients | requests | req/s | terms/s | p50 ms | p99 ms | errors | 429s retried | RSS after, MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows.iter().filter(|r| r.get("clients").is_some()) {
         println!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.0} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {} | {:.0} |",
             r["kind"].as_str().unwrap_or_default(),
             r["clients"],
             r["requests"],
@@ -226,6 +246,7 @@ pub fn print(rows: &[Value]) {
             r["p50_ms"].as_f64().unwrap_or(f64::NAN),
             r["p99_ms"].as_f64().unwrap_or(f64::NAN),
             r["errors"],
+            r["answered_429"],
             r["rss_mib_after"].as_f64().unwrap_or(f64::NAN),
         );
     }

@@ -263,6 +263,9 @@ pub struct LimitArgs {
     /// Requests computed at once; beyond it requests answer 429 (Retry-After)
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_concurrent: u32,
+    /// Terms computed at once over all requests; beyond it requests answer 429
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_terms_in_flight: u32,
     /// Most terms (or texts) in one request
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_terms: u32,

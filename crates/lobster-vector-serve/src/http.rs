@@ -248,6 +248,6 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let r = next.run(req).await;
     state
         .metrics()
-        .finished(&route, r.status().as_u16(), started.elapsed());
+        .finished(route, r.status().as_u16(), started.elapsed());
     r
 }

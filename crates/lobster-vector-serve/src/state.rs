@@ -27,6 +27,10 @@ pub struct Limits {
     pub max_k: usize,
     /// Requests computed at once; beyond it requests answer 429 at once.
     pub max_concurrent: usize,
+    /// Terms (or texts) being computed at once, summed over requests; a
+    /// request that would pass it answers 429 at once. Bounds CPU queueing
+    /// and memory under many large batches. Raised to `max_terms` if lower.
+    pub max_terms_in_flight: usize,
     /// Longest a request may take before it answers 504.
     pub timeout: Duration,
 }
@@ -38,6 +42,7 @@ impl Default for Limits {
             max_terms: 1024,
             max_k: 100,
             max_concurrent: 16,
+            max_terms_in_flight: 2048,
             timeout: Duration::from_secs(60),
         }
     }
@@ -52,6 +57,7 @@ struct Inner {
     limits: Limits,
     token: Option<String>,
     permits: Arc<Semaphore>,
+    term_permits: Arc<Semaphore>,
     metrics: Metrics,
     ready: AtomicBool,
     backend: String,
@@ -72,12 +78,17 @@ impl AppState {
         backend: &str,
         embedding_provider: &str,
     ) -> Self {
-        let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
+        let mut limits = limits;
+        limits.max_concurrent = limits.max_concurrent.max(1);
+        limits.max_terms_in_flight = limits.max_terms_in_flight.max(limits.max_terms).max(1);
+        let permits = Arc::new(Semaphore::new(limits.max_concurrent));
+        let term_permits = Arc::new(Semaphore::new(limits.max_terms_in_flight));
         Self(Arc::new(Inner {
             service,
             limits,
             token,
             permits,
+            term_permits,
             metrics: Metrics::default(),
             ready: AtomicBool::new(false),
             backend: backend.to_string(),
@@ -129,33 +140,37 @@ impl AppState {
         self.0.ready.store(true, Ordering::Release);
     }
 
-    /// Runs `work` on the blocking pool under a concurrency permit and the
-    /// request timeout: 429 when every permit is taken, 504 past the timeout
-    /// (the work still holds its permit until it ends, so timed-out work
-    /// cannot pile up beyond the limit).
-    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    fn overloaded(&self, what: String) -> ApiError {
+        self.0.metrics.refused();
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", what).retry_after(1)
+    }
+
+    /// Runs `work` (over `terms` terms) on the blocking pool under a request
+    /// permit, `terms` term permits and the request timeout: 429 when either
+    /// limit is reached, 504 past the timeout (the work still holds its
+    /// permits until it ends, so timed-out work cannot pile up beyond the limits).
+    pub async fn run<T, F>(&self, terms: usize, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&SearchService) -> Result<T, ApiError> + Send + 'static,
     {
-        let permit = match self.0.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.0.metrics.refused();
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "overloaded",
-                    format!(
-                        "{} requests are being answered, the most this server runs at once; retry shortly",
-                        self.0.limits.max_concurrent
-                    ),
-                )
-                .retry_after(1));
-            }
+        let limits = &self.0.limits;
+        let Ok(permit) = self.0.permits.clone().try_acquire_owned() else {
+            return Err(self.overloaded(format!(
+                "{} requests are being answered, the most this server runs at once; retry shortly",
+                limits.max_concurrent
+            )));
+        };
+        let weight = u32::try_from(terms.clamp(1, limits.max_terms_in_flight)).unwrap_or(u32::MAX);
+        let Ok(term_permit) = self.0.term_permits.clone().try_acquire_many_owned(weight) else {
+            return Err(self.overloaded(format!(
+                "{} terms are being matched, the most this server computes at once; retry shortly",
+                limits.max_terms_in_flight
+            )));
         };
         let inner = self.0.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (permit, term_permit);
             work(&inner.service)
         });
         match tokio::time::timeout(self.0.limits.timeout, task).await {
@@ -221,7 +236,7 @@ impl AppState {
         }
         let n = terms.len();
         let response = self
-            .run(move |service| {
+            .run(n, move |service| {
                 let refs: Vec<&str> = terms.iter().map(String::as_str).collect();
                 let options = MatchOptions { k, within };
                 let rows = service.match_ontology_batch_with(&refs, &ontology, &options)?;
@@ -256,7 +271,7 @@ impl AppState {
     ) -> Result<SearchResponse, ApiError> {
         self.check_terms(texts.len(), "texts")?;
         let k = self.check_k(k)?;
-        self.run(move |service| {
+        self.run(texts.len(), move |service| {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let hits = service.query_batch(&refs, &collection, k)?;
             let results = texts
@@ -274,7 +289,7 @@ impl AppState {
 
     /// Label, definition, synonyms, parents, obsolete status and replacement of `id`.
     pub async fn lookup(&self, id: String) -> Result<TermReport, ApiError> {
-        self.run(move |service| {
+        self.run(1, move |service| {
             let o = library(service)?.for_term_id(&id)?;
             Ok(TermReport::of(&o, &id)?)
         })
@@ -293,7 +308,7 @@ impl AppState {
                 "depth must be 1..=50, got {depth}"
             )));
         }
-        self.run(move |service| {
+        self.run(1, move |service| {
             let o = library(service)?.for_term_id(&id)?;
             Ok(Neighborhood::of(&o, &id, depth)?)
         })
@@ -303,7 +318,7 @@ impl AppState {
     /// Every collection of the store.
     pub async fn collections(&self) -> Result<CollectionsResponse, ApiError> {
         let backend = self.0.backend.clone();
-        self.run(move |service| {
+        self.run(1, move |service| {
             Ok(CollectionsResponse {
                 backend,
                 collections: CollectionSummary::list(service.store().as_ref())?,

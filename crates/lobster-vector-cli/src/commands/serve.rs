@@ -12,6 +12,7 @@ fn limits(args: &LimitArgs) -> Limits {
         max_terms: args.max_terms as usize,
         max_k: args.max_k as usize,
         max_concurrent: args.max_concurrent as usize,
+        max_terms_in_flight: args.max_terms_in_flight as usize,
         timeout: Duration::from_secs(u64::from(args.timeout)),
     }
 }
