@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Union
 
 from . import _native
-from .service import get_default_service
+from .config import VectorSearchConfig
 
 __all__ = ["get_neighbors", "load_ontology_graph", "OntologyGraph"]
 
@@ -15,12 +16,22 @@ OntologyGraph = _native.Ontology
 _RELATIONS = ("all", "parents", "children", "siblings")
 
 
+_loaded: dict[tuple[str, str, str], OntologyGraph] = {}
+_lock = threading.Lock()
+
+
 def load_ontology_graph(ontology: str, source: Union[str, None] = None) -> OntologyGraph:
     """The newest source of ``ontology`` (name or alias) in the asset
-    directory, or the file ``source``, loaded once per service."""
-    if source is not None:
-        return _native.Ontology(ontology, source, get_default_service().config.assets_dir)
-    return get_default_service().ontology(ontology)
+    directory (``LOBSTER_ASSETS_DIR``), or the file ``source``; loaded once
+    per process. Opens no store."""
+    assets = VectorSearchConfig.from_env().assets_dir or ""
+    key = (ontology.strip().lower(), str(source or ""), assets)
+    with _lock:
+        graph = _loaded.get(key)
+        if graph is None:
+            graph = _native.Ontology(ontology, source, assets)
+            _loaded[key] = graph
+        return graph
 
 
 def get_neighbors(
