@@ -32,21 +32,19 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct ApiDoc;
 
-/// Every route, with the limits and the token check of `state`; `mcp`, when
-/// given, is served under `/mcp` behind the same token.
-pub fn router(state: AppState, mcp: Option<Router<AppState>>) -> Router {
-    let mut protected = Router::new()
+/// Every route, with the limits and the token check of `state`; `mcp` (the
+/// `/mcp` router) sits behind the same token.
+pub fn router(state: AppState, mcp: Router<AppState>) -> Router {
+    let protected = Router::new()
         .route("/v1/match", post(match_terms))
         .route("/v1/search", post(search))
         .route("/v1/terms/{id}", get(term))
         .route("/v1/terms/{id}/neighbors", get(neighbors))
         .route("/v1/collections", get(collections))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi));
-    if let Some(mcp) = mcp {
-        protected = protected.merge(mcp);
-    }
-    let protected = protected.layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route("/openapi.json", get(openapi))
+        .merge(mcp)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(protected)
         .route("/health", get(health))

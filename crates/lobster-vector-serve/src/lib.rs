@@ -72,16 +72,15 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
     let cancel = CancellationToken::new();
-    let mut hosts = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-        "[::1]".to_string(),
-        local.ip().to_string(),
-    ];
-    hosts.dedup();
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        .map(String::from)
+        .into();
+    let ip = local.ip().to_string();
+    if !hosts.contains(&ip) {
+        hosts.push(ip);
+    }
     let mcp = mcp::http_router(state.clone(), cancel.child_token(), hosts);
-    let app = http::router(state, Some(mcp));
+    let app = http::router(state, mcp);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

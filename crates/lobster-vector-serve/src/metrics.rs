@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+/// (route label, status) of a counted answer.
+type RequestKey = (&'static str, u16);
+
 /// Counters shared by every request.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// (route, status) → (requests, total seconds).
-    requests: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
+    requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
     in_flight: AtomicI64,
     /// Terms matched (a batch counts each of its terms).
     terms: AtomicU64,
@@ -23,10 +26,10 @@ impl Metrics {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn finished(&self, route: &str, status: u16, took: Duration) {
+    pub fn finished(&self, route: &'static str, status: u16, took: Duration) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut map = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        let e = map.entry((route.to_string(), status)).or_default();
+        let e = map.entry((route, status)).or_default();
         e.0 += 1;
         e.1 += took.as_secs_f64();
     }
