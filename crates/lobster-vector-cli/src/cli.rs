@@ -67,8 +67,13 @@ pub enum Command {
     Build(BuildArgs),
     /// Find the concepts closest to a text
     Search(SearchArgs),
-    /// Map a whole column of a TSV/CSV file (or plain lines) to one ontology
+    /// Map a whole column of a TSV/CSV file (or plain lines) to one ontology, for review or as SSSOM
     Map(MapArgs),
+    /// Keep curated mappings (label -> concept) that every match answers first
+    #[command(subcommand)]
+    Curate(CurateCommand),
+    /// Check mappings made against an older ontology release and write them updated
+    Remap(RemapArgs),
     /// Show one term: label, definition, synonyms, parents, obsolete status
     Lookup(LookupArgs),
     /// Show a term's parents, children, siblings, and ancestors/descendants to a depth
@@ -193,9 +198,21 @@ pub struct MapArgs {
     /// mondo|disease, uberon|tissue, cell_ontology|cell_type|cl, or an exact collection name
     #[arg(long, short = 'o')]
     pub ontology: String,
-    /// Output file (.tsv, .csv or .jsonl by extension) [default: TSV on stdout]
+    /// Output file (.tsv, .csv, .jsonl or .sssom.tsv by extension) [default: TSV on stdout]
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Output format [default: from the output's extension, else tsv]
+    #[arg(long, value_enum)]
+    pub format: Option<MapFormat>,
+    /// Curated mappings (SSSOM/TSV, or label<TAB>id) answered first, over the store's own
+    #[arg(long, value_name = "FILE")]
+    pub curated: Option<PathBuf>,
+    /// Leave out the store's curated mappings (`lobster-vector curate`)
+    #[arg(long)]
+    pub no_curated: bool,
+    /// Licence (a URL) stated in SSSOM output
+    #[arg(long, value_name = "URL", default_value = lobster_vector::curation::sssom::LICENSE_UNSPECIFIED)]
+    pub license: String,
     /// Leave values whose best confidence is below this unmapped (0..1; see the README for the accept threshold)
     #[arg(long, default_value_t = 0.0, value_parser = parse_unit_interval)]
     pub min_score: f32,
@@ -208,6 +225,105 @@ pub struct MapArgs {
     /// Reranker: none, cross_encoder, cohere
     #[arg(long, env = "LOBSTER_RERANKER", value_name = "NAME")]
     pub reranker: Option<String>,
+}
+
+/// What `map` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MapFormat {
+    /// Tab-separated, one row per candidate, with a `status` column
+    Tsv,
+    /// Comma-separated, like tsv
+    Csv,
+    /// One JSON object per candidate
+    Jsonl,
+    /// SSSOM/TSV: a metadata block and one mapping per candidate
+    Sssom,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CurateCommand {
+    /// Curate LABEL as the concept ID (replacing an earlier curation of LABEL in that ontology)
+    Add(CurateAddArgs),
+    /// Forget the curated mappings of LABEL
+    Remove(CurateRemoveArgs),
+    /// List the curated mappings
+    List(CurateListArgs),
+    /// Add every mapping of a file (SSSOM/TSV, or label<TAB>id); nothing is added when a line is bad
+    Import(CurateImportArgs),
+    /// Write the curated mappings as SSSOM/TSV
+    Export(CurateExportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lobster-vector curate add \"CD14+ Mono\" CL:0002057 --author \"Jane Doe\"\n  lobster-vector curate import reviewed.sssom.tsv\n  lobster-vector curate export --output curated.sssom.tsv"
+)]
+pub struct CurateAddArgs {
+    /// The label as it appears in the data
+    pub label: String,
+    /// The concept, e.g. CL:0002057
+    pub id: String,
+    /// Who curated it (SSSOM author_label)
+    #[arg(long, value_name = "NAME")]
+    pub author: Option<String>,
+    /// A note kept with the mapping
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CurateRemoveArgs {
+    /// The label (normalised as exact matching does)
+    pub label: String,
+    /// Only its curation in this ontology (mondo, uberon, cell_ontology or an alias)
+    #[arg(long, short = 'o')]
+    pub ontology: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CurateListArgs {
+    /// Only curations into this ontology
+    #[arg(long, short = 'o')]
+    pub ontology: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CurateImportArgs {
+    /// SSSOM/TSV, or a two-column TSV of label and id
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CurateExportArgs {
+    /// Output file [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lobster-vector remap old.sssom.tsv --ontology cell_type --output new.sssom.tsv\n  lobster-vector remap old.sssom.tsv -o disease --json"
+)]
+pub struct RemapArgs {
+    /// SSSOM/TSV mappings made against an older release
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+    /// mondo|disease, uberon|tissue, cell_ontology|cell_type|cl
+    #[arg(long, short = 'o')]
+    pub ontology: String,
+    /// The release to check against [default: the newest source in the asset directory]
+    #[arg(long, value_name = "FILE")]
+    pub source: Option<PathBuf>,
+    /// Write the updated mappings (SSSOM/TSV) here
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,9 +8,12 @@
 //! - [`matcher`]: the candidate channels (exact, lexical, abbreviation,
 //!   dense), their features, the ranker learned by the build and the
 //!   calibrated confidence;
-//! - [`service`]: [`SearchService`], the one entry point for queries.
+//! - [`service`]: [`SearchService`], the one entry point for queries;
+//! - [`curation`]: review statuses, SSSOM/TSV, curated mappings (the first
+//!   tier of every match) and re-mapping across ontology releases.
 
 pub mod build;
+pub mod curation;
 pub mod matcher;
 pub mod ontology;
 pub mod service;

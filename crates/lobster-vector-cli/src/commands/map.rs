@@ -1,14 +1,18 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use lobster_vector::curation::{mapping_set, review, CuratedSet, SetInfo, Status};
+use lobster_vector::ontology::OntologyKind;
 use lobster_vector::service::MatchOptions;
 use lobster_vector::OntologyMatch;
 use serde_json::json;
 
 use super::Ctx;
-use crate::{cli::MapArgs, progress::Progress};
+use crate::cli::{MapArgs, MapFormat};
+use crate::progress::Progress;
 
 /// Distinct values matched per service call.
 const CHUNK: usize = 256;
@@ -85,32 +89,74 @@ fn read_values(path: &Path, column: Option<&str>) -> Result<Vec<String>> {
     Ok(values)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a failed
-/// run never leaves a half-written output.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
+/// The output format: `--format`, else the output's extension.
+fn output_format(args: &MapArgs) -> MapFormat {
+    if let Some(f) = args.format {
+        return f;
+    }
+    let Some(path) = &args.output else {
+        return MapFormat::Tsv;
+    };
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".sssom.tsv") {
+        return MapFormat::Sssom;
+    }
+    match format_of(path) {
+        Format::Csv => MapFormat::Csv,
+        Format::JsonLines => MapFormat::Jsonl,
+        Format::Tsv | Format::Lines => MapFormat::Tsv,
+    }
+}
+
+/// Refuses, before any work, an output that is the input (by any spelling or
+/// link) or whose directory does not exist.
+fn check_output(args: &MapArgs) -> Result<()> {
+    let Some(out) = &args.output else {
+        return Ok(());
+    };
+    let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.partial",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    if !dir.is_dir() {
+        bail!(
+            "the output directory `{}` does not exist; create it or choose another --output",
+            dir.display()
+        );
     }
-    result.with_context(|| format!("cannot write `{}`", path.display()))
+    if out.is_dir() {
+        bail!("--output `{}` is a directory; name a file", out.display());
+    }
+    if args.input != Path::new("-") {
+        if let (Ok(a), Ok(b)) = (args.input.canonicalize(), out.canonicalize()) {
+            if a == b {
+                bail!(
+                    "--output `{}` is the input file; write the mapping to another file",
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The store's curated mappings (unless `--no-curated`) with `--curated`'s over them.
+fn curated(ctx: &Ctx, args: &MapArgs) -> Result<CuratedSet> {
+    let mut set = if args.no_curated {
+        CuratedSet::new()
+    } else {
+        ctx.curated_store().load()?
+    };
+    if let Some(path) = &args.curated {
+        set.extend(CuratedSet::load(path)?);
+    }
+    super::curate::report_stale(ctx, &set);
+    Ok(set)
 }
 
 pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
+    check_output(args)?;
+    let format = output_format(args);
     let values = read_values(&args.input, args.column.as_deref())?;
     let mut distinct: Vec<&str> = values
         .iter()
@@ -119,47 +165,71 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
         .collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let service = ctx.service()?;
-    let per_value = args.candidates as usize;
+    let curated = curated(ctx, args)?;
+    let service = ctx
+        .service_without_curated()?
+        .with_curated(Some(Arc::new(curated)));
     let options = MatchOptions {
-        k: per_value,
+        k: args.candidates as usize,
         within: args.within.clone(),
     };
     // Resolve (and fail closed) before any work.
     let resolved = service.resolve_collection(&args.ontology)?;
     let progress = Progress::new(ctx.global.quiet);
     progress.begin(&format!("mapping to {}", resolved.name), distinct.len());
-    // The rows kept per value, best first; a value whose best row is below
-    // `--min-score` is left unmapped.
-    let mut best: HashMap<&str, Vec<OntologyMatch>> = HashMap::with_capacity(distinct.len());
+    // The rows of each distinct value, best first.
+    let mut found: HashMap<&str, Vec<OntologyMatch>> = HashMap::with_capacity(distinct.len());
     for chunk in distinct.chunks(CHUNK) {
         let matches = service.match_ontology_batch_with(chunk, &resolved.name, &options)?;
-        for (value, rows) in chunk.iter().zip(matches) {
-            if rows.first().is_some_and(|m| m.score >= args.min_score) {
-                best.insert(value, rows);
-            }
-        }
+        found.extend(chunk.iter().copied().zip(matches));
         progress.inc(chunk.len());
     }
     progress.end();
+    let status: HashMap<&str, Status> = found
+        .iter()
+        .map(|(v, rows)| (*v, Status::of(rows, args.min_score)))
+        .collect();
+    let status_of = |v: &str| status.get(v).copied().unwrap_or(Status::Unmapped);
+    // The rows written for a value: none when it is unmapped.
+    let rows_of = |v: &str| -> &[OntologyMatch] {
+        match (status_of(v), found.get(v)) {
+            (Status::Unmapped, _) | (_, None) => &[],
+            (_, Some(rows)) => rows,
+        }
+    };
 
-    let format = args.output.as_deref().map_or(Format::Tsv, format_of);
     let mut out: Vec<u8> = Vec::new();
-    let header = [
-        "input",
-        "rank",
-        "ontology_id",
-        "label",
-        "score",
-        "match_type",
-        "matched_text",
-    ];
     match format {
-        Format::JsonLines => {
+        MapFormat::Sssom => {
+            let prefix = OntologyKind::parse_collection_name(&resolved.name)
+                .map(|(k, _)| k.source_prefix().to_string())
+                .or_else(|| {
+                    found
+                        .values()
+                        .flatten()
+                        .next()
+                        .and_then(|m| m.ontology_id.split_once(':').map(|(p, _)| p.to_string()))
+                })
+                .unwrap_or_default();
+            let info = SetInfo {
+                prefix,
+                ontology_version: resolved.artifact.source_version.clone(),
+                license: args.license.clone(),
+                mapping_date: review::today(),
+            };
+            let results = distinct
+                .iter()
+                .map(|v| (*v, found.get(v).map_or(&[][..], |r| &r[..])));
+            out = mapping_set(results, args.min_score, &info)
+                .to_tsv()?
+                .into_bytes();
+        }
+        MapFormat::Jsonl => {
             for v in &values {
-                let rows: Vec<Option<&OntologyMatch>> = match best.get(v.as_str()) {
-                    Some(rows) => rows.iter().map(Some).collect(),
-                    None => vec![None],
+                let status = status_of(v);
+                let rows: Vec<Option<&OntologyMatch>> = match rows_of(v) {
+                    [] => vec![None],
+                    rows => rows.iter().map(Some).collect(),
                 };
                 for (rank, m) in rows.into_iter().enumerate() {
                     let row = json!({
@@ -171,65 +241,81 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
                         "match_type": m.map_or("unmapped", |m| m.match_type.as_str()),
                         "matched_text": m.map(|m| &m.matched_text),
                         "ontology_version": m.map(|m| &m.ontology_version),
+                        "status": status.as_str(),
                     });
                     serde_json::to_writer(&mut out, &row)?;
                     out.push(b'\n');
                 }
             }
         }
-        _ => {
-            let delimiter = if format == Format::Csv { b',' } else { b'\t' };
+        MapFormat::Tsv | MapFormat::Csv => {
+            let delimiter = if format == MapFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
             let mut w = csv::WriterBuilder::new()
                 .delimiter(delimiter)
                 .from_writer(&mut out);
-            w.write_record(header)?;
+            w.write_record([
+                "input",
+                "rank",
+                "ontology_id",
+                "label",
+                "score",
+                "match_type",
+                "matched_text",
+                "status",
+            ])?;
             for v in &values {
-                match best.get(v.as_str()) {
-                    Some(rows) => {
+                let status = status_of(v).as_str();
+                match rows_of(v) {
+                    [] => w.write_record([v.as_str(), "", "", "", "", "unmapped", "", status])?,
+                    rows => {
                         for (rank, m) in rows.iter().enumerate() {
                             w.write_record([
-                                v.clone(),
-                                (rank + 1).to_string(),
-                                m.ontology_id.clone(),
-                                m.term.clone(),
-                                format!("{:.4}", m.score),
-                                m.match_type.as_str().to_string(),
-                                m.matched_text.clone(),
+                                v.as_str(),
+                                &(rank + 1).to_string(),
+                                &m.ontology_id,
+                                &m.term,
+                                &format!("{:.4}", m.score),
+                                m.match_type.as_str(),
+                                &m.matched_text,
+                                status,
                             ])?;
                         }
                     }
-                    None => w.write_record([
-                        v.clone(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        "unmapped".into(),
-                        String::new(),
-                    ])?,
                 }
             }
             w.flush()?;
         }
     }
-    let mapped = values
-        .iter()
-        .filter(|v| best.contains_key(v.as_str()))
-        .count();
+    let mut counts = [0usize; 3];
+    for v in &distinct {
+        counts[status_of(v) as usize] += 1;
+    }
+    let summary = format!(
+        "{} values ({} distinct) to {}: {} accepted, {} to review, {} unmapped",
+        values.len(),
+        distinct.len(),
+        resolved.name,
+        counts[Status::Accepted as usize],
+        counts[Status::Review as usize],
+        counts[Status::Unmapped as usize],
+    );
     match &args.output {
         Some(path) => {
-            write_atomically(path, &out)?;
+            lobster_vector::curation::store::write_replacing(path, &out)?;
             if !ctx.global.quiet {
-                eprintln!(
-                    "mapped {mapped} of {} values ({} distinct) to {}; wrote `{}`",
-                    values.len(),
-                    distinct.len(),
-                    resolved.name,
-                    path.display()
-                );
+                eprintln!("mapped {summary}; wrote `{}`", path.display());
             }
         }
-        None => std::io::stdout().lock().write_all(&out)?,
+        None => {
+            std::io::stdout().lock().write_all(&out)?;
+            if !ctx.global.quiet {
+                eprintln!("mapped {summary}");
+            }
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod build;
 mod collections;
+mod curate;
 mod embed;
 mod import;
 mod info;
@@ -14,6 +15,7 @@ mod store;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use lobster_vector::curation::CuratedStore;
 use lobster_vector::{ontology::OntologyLibrary, Config, Overrides, SearchService};
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -25,8 +27,17 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The search service over the configured store; the embedder loads on first use.
+    /// The search service over the configured store, answering the store's
+    /// curated mappings first; the embedder loads on first use.
     pub fn service(&self) -> Result<SearchService> {
+        let curated = self.curated_store().load()?;
+        Ok(self
+            .service_without_curated()?
+            .with_curated(Some(Arc::new(curated))))
+    }
+
+    /// The search service without curated mappings.
+    pub fn service_without_curated(&self) -> Result<SearchService> {
         let store = lobster_vector::open_store(&self.config)
             .with_context(|| format!("cannot open the `{}` store", self.config.backend))?;
         let reranker = lobster_vector::open_reranker(&self.config)?;
@@ -38,6 +49,11 @@ impl Ctx<'_> {
             .with_reranker(reranker)
             .with_ontologies(Some(Arc::new(self.ontologies()))),
         )
+    }
+
+    /// The store's curated mappings (`curated.sssom.tsv` in the store directory).
+    pub fn curated_store(&self) -> CuratedStore {
+        CuratedStore::in_dir(&self.config.store_path)
     }
 
     /// Ontology sources: the asset directory's `ontologies/`.
@@ -75,6 +91,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build::run(&ctx, args),
         Command::Search(args) => search::run(&ctx, args),
         Command::Map(args) => map::run(&ctx, args),
+        Command::Curate(cmd) => curate::run(&ctx, cmd),
+        Command::Remap(args) => curate::remap(&ctx, args),
         Command::Lookup(args) => lookup::lookup(&ctx, args),
         Command::Neighbors(args) => lookup::neighbors(&ctx, args),
         Command::Embed(args) => embed::run(&ctx, args),

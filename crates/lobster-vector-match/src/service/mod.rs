@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use rayon::prelude::*;
 
+use crate::curation::{CuratedSet, CuratedTarget};
 use crate::matcher::{CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL, MODEL_KEY};
 use crate::ontology::graph::Graph;
 use crate::ontology::{EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term};
@@ -39,6 +40,9 @@ pub struct SearchHit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchType {
+    /// A curated mapping of the normalised query (see [`crate::curation`]);
+    /// `metadata.curated_id` names an obsolete curated id this row replaces.
+    Curated,
     /// The normalised query equals the concept's label.
     ExactLabel,
     /// The normalised query equals one of the concept's synonyms.
@@ -59,6 +63,7 @@ pub enum MatchType {
 impl MatchType {
     pub fn as_str(self) -> &'static str {
         match self {
+            MatchType::Curated => "curated",
             MatchType::ExactLabel => "exact_label",
             MatchType::ExactSynonym => "exact_synonym",
             MatchType::ExactId => "exact_id",
@@ -69,7 +74,8 @@ impl MatchType {
         }
     }
 
-    /// Whether the row was found without ranking: exact id, label, synonym or obsolete redirect.
+    /// Whether the row was found without ranking: curated, exact id, label,
+    /// synonym or obsolete redirect.
     pub fn is_exact(self) -> bool {
         !matches!(
             self,
@@ -114,6 +120,7 @@ pub struct SearchService {
     embedder: Arc<Lazy<dyn Embedder>>,
     reranker: Option<Arc<dyn Reranker>>,
     ontologies: Option<Arc<OntologyLibrary>>,
+    curated: Option<Arc<CuratedSet>>,
 }
 
 fn string_field(metadata: &Metadata, key: &str) -> Option<String> {
@@ -131,6 +138,7 @@ impl SearchService {
             embedder: Arc::new(Lazy::ready(embedder)),
             reranker: None,
             ontologies: None,
+            curated: None,
         }
     }
 
@@ -144,6 +152,7 @@ impl SearchService {
             embedder: Arc::new(Lazy::deferred(make)),
             reranker: None,
             ontologies: None,
+            curated: None,
         }
     }
 
@@ -157,6 +166,17 @@ impl SearchService {
     pub fn with_ontologies(mut self, library: Option<Arc<OntologyLibrary>>) -> Self {
         self.ontologies = library;
         self
+    }
+
+    /// Sets the curated mappings answered before any other match.
+    pub fn with_curated(mut self, curated: Option<Arc<CuratedSet>>) -> Self {
+        self.curated = curated.filter(|c| !c.is_empty());
+        self
+    }
+
+    /// The curated mappings, if any.
+    pub fn curated(&self) -> Option<&Arc<CuratedSet>> {
+        self.curated.as_ref()
     }
 
     /// The ontology library, if any.
@@ -315,9 +335,10 @@ impl SearchService {
         }
     }
 
-    /// Batch matching with options. Order per term: an exact id, exact labels,
-    /// exact synonyms and obsolete redirects (score 1.0), then semantic
-    /// neighbours; one row per concept; reranked if configured; at most `k`.
+    /// Batch matching with options. Order per term: curated mappings, an
+    /// exact id, exact labels, exact synonyms and obsolete redirects (score
+    /// 1.0), then ranked candidates; one row per concept; reranked if
+    /// configured; at most `k`.
     pub fn match_ontology_batch_with(
         &self,
         terms: &[&str],
@@ -377,7 +398,16 @@ impl SearchService {
             .map(|(i, mut hits)| -> Result<Vec<OntologyMatch>> {
                 let (term, vector) = (&terms[i], &vectors[i]);
                 let mut rows = match &onto {
-                    Some(o) => exact_rows(o, term, &resolved),
+                    Some(o) => {
+                        let mut rows = match &self.curated {
+                            Some(c) => curated_rows(o, c, term, &resolved),
+                            None => Vec::new(),
+                        };
+                        rows.extend(exact_rows(o, term, &resolved));
+                        let mut seen = HashSet::new();
+                        rows.retain(|r| seen.insert(r.ontology_id.clone()));
+                        rows
+                    }
                     None => Vec::new(),
                 };
                 rows.retain(|r| keep(&r.ontology_id));
@@ -665,6 +695,72 @@ fn redirect_rows(
                 m,
                 resolved,
             )
+        })
+        .collect()
+}
+
+/// The curated mappings of `query` into `o`, redirected when the curated
+/// term is obsolete and replaced (flagged by `metadata.curated_id`); one
+/// obsolete without replacement, or absent from `o`, answers nothing and is
+/// reported as a warning.
+fn curated_rows(
+    o: &Ontology,
+    curated: &CuratedSet,
+    query: &str,
+    resolved: &ResolvedCollection,
+) -> Vec<OntologyMatch> {
+    let own_prefix = o.kind().map(|k| k.source_prefix());
+    curated
+        .lookup(query)
+        .filter(|m| own_prefix.is_none_or(|p| m.prefix().eq_ignore_ascii_case(p)))
+        .filter_map(|m| {
+            let target = match CuratedSet::target(m, o) {
+                Ok(t) => t,
+                Err(change) => {
+                    if own_prefix.is_some() {
+                        tracing::warn!(
+                            label = %m.subject_label,
+                            id = %m.object_id,
+                            change = change.as_str(),
+                            "a curated mapping points to a term that is obsolete without replacement or absent in {}; it is not used",
+                            o.version()
+                        );
+                    }
+                    return None;
+                }
+            };
+            let mut meta = Metadata::new();
+            meta.insert("predicate_id".into(), serde_json::json!(m.predicate_id));
+            meta.insert("justification".into(), serde_json::json!(m.justification));
+            for (key, value) in [
+                ("author_id", &m.author_id),
+                ("author_label", &m.author_label),
+                ("mapping_date", &m.mapping_date),
+                ("comment", &m.comment),
+            ] {
+                if let Some(v) = value {
+                    meta.insert(key.into(), serde_json::json!(v));
+                }
+            }
+            let term = match target {
+                CuratedTarget::Live(t) => t,
+                CuratedTarget::Redirected {
+                    obsolete,
+                    replacement,
+                } => {
+                    meta.insert("curated_id".into(), serde_json::json!(obsolete.id));
+                    meta.insert("redirect".into(), serde_json::json!("replaced_by"));
+                    replacement
+                }
+            };
+            Some(exact_row(
+                o,
+                &term.id,
+                &m.subject_label,
+                MatchType::Curated,
+                meta,
+                resolved,
+            ))
         })
         .collect()
 }
