@@ -28,7 +28,7 @@ rm -f "$wheels"/lobster_vector-*.whl
 echo "python-tests: fresh test environment in $venvs/test"
 python3 -m venv --clear "$venvs/test"
 # pytest, and the official MCP client SDK for the MCP server's tests.
-"$venvs/test/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7" "mcp>=2.3,<3"
+"$venvs/test/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7" "mcp>=2.3,<3" "sssom>=0.4.21,<0.5"
 "$venvs/test/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/lobster_vector-*.whl
 
 # The MCP tests drive the CLI binary that `cargo test` built.

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use lobster_vector::build::{build_collection, BuildOptions, NoProgress};
+use lobster_vector::curation::{mapping_set, sssom, CuratedStore, SetInfo};
 use lobster_vector::ontology::{Neighborhood, Ontology, OntologyLibrary, TermReport};
 use lobster_vector::service::{output_score, MatchOptions};
 use lobster_vector::SearchService;
@@ -50,7 +51,12 @@ impl PyService {
             handle.get().get()
         })
         .with_reranker(reranker.and_then(|r| r.get().inner.clone()))
-        .with_ontologies(Some(Arc::new(asset_library(assets_dir)?)));
+        .with_ontologies(Some(Arc::new(asset_library(assets_dir)?)))
+        .with_curated(Some(Arc::new(
+            CuratedStore::in_dir(&store.get().config.store_path)
+                .load()
+                .py_err()?,
+        )));
         Ok(Self {
             service,
             store: store.unbind(),
@@ -130,6 +136,58 @@ impl PyService {
                     .match_ontology_batch_with(&refs, ontology, &options)
             })
             .py_err()?;
+        to_python(py, &rows)
+    }
+
+    /// The best `k` concepts per term as SSSOM/TSV text: literal subjects,
+    /// each value's review status (`accepted`, `review`, `unmapped`) in
+    /// `comment`, `sssom:NoTermFound` for values below `min_score`.
+    #[pyo3(signature = (terms, ontology, k=1, min_score=0.0, license=None))]
+    fn match_sssom(
+        &self,
+        py: Python<'_>,
+        terms: Vec<String>,
+        ontology: &str,
+        k: usize,
+        min_score: f32,
+        license: Option<String>,
+    ) -> PyResult<String> {
+        py.detach(|| -> lobster_vector::Result<String> {
+            let resolved = self.service.resolve_collection(ontology)?;
+            let refs: Vec<&str> = terms.iter().map(String::as_str).collect();
+            let rows = self.service.match_ontology_batch_with(
+                &refs,
+                &resolved.name,
+                &MatchOptions::top(k),
+            )?;
+            let license = license.as_deref().unwrap_or(sssom::LICENSE_UNSPECIFIED);
+            let info = SetInfo::for_collection(&resolved, license);
+            let results = refs.iter().copied().zip(rows.iter().map(Vec::as_slice));
+            mapping_set(results, min_score, &info).to_tsv()
+        })
+        .py_err()
+    }
+
+    /// The store's curated mappings (`curated.sssom.tsv` in the store
+    /// directory), answered before any other match.
+    fn curated<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows: Vec<serde_json::Value> = self
+            .service
+            .curated()
+            .map(|set| {
+                set.iter()
+                    .map(|m| {
+                        json!({
+                            "subject_label": m.subject_label,
+                            "object_id": m.object_id,
+                            "object_label": m.object_label,
+                            "mapping_justification": m.justification,
+                            "author_label": m.author_label,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         to_python(py, &rows)
     }
 

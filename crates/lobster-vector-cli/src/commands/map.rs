@@ -4,8 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use lobster_vector::curation::{mapping_set, review, CuratedSet, SetInfo, Status};
-use lobster_vector::ontology::OntologyKind;
+use lobster_vector::curation::{mapping_set, CuratedSet, SetInfo, Status};
 use lobster_vector::service::MatchOptions;
 use lobster_vector::OntologyMatch;
 use serde_json::json;
@@ -201,22 +200,7 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
     let mut out: Vec<u8> = Vec::new();
     match format {
         MapFormat::Sssom => {
-            let prefix = OntologyKind::parse_collection_name(&resolved.name)
-                .map(|(k, _)| k.source_prefix().to_string())
-                .or_else(|| {
-                    found
-                        .values()
-                        .flatten()
-                        .next()
-                        .and_then(|m| m.ontology_id.split_once(':').map(|(p, _)| p.to_string()))
-                })
-                .unwrap_or_default();
-            let info = SetInfo {
-                prefix,
-                ontology_version: resolved.artifact.source_version.clone(),
-                license: args.license.clone(),
-                mapping_date: review::today(),
-            };
+            let info = SetInfo::for_collection(&resolved, &args.license);
             let results = distinct
                 .iter()
                 .map(|v| (*v, found.get(v).map_or(&[][..], |r| &r[..])));

@@ -203,3 +203,124 @@ pub fn id_prefixes(ontology: &Ontology) -> Vec<String> {
     }
     prefixes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::curation::sssom::{EXACT_MATCH, LITERAL, MANUAL_CURATION};
+    use crate::ontology::{OntologyKind, Term};
+
+    fn term(id: &str, label: &str) -> Term {
+        Term {
+            id: id.into(),
+            label: label.into(),
+            definition: None,
+            synonyms: Vec::new(),
+            parents: Vec::new(),
+            deprecated: false,
+            replaced_by: None,
+            consider: Vec::new(),
+        }
+    }
+
+    fn obsolete(id: &str, replaced_by: Option<&str>, consider: &[&str]) -> Term {
+        Term {
+            deprecated: true,
+            replaced_by: replaced_by.map(str::to_string),
+            consider: consider.iter().map(|c| c.to_string()).collect(),
+            ..term(id, &format!("obsolete {id}"))
+        }
+    }
+
+    fn ontology() -> Ontology {
+        Ontology::from_terms(
+            "cl",
+            Some(OntologyKind::CellOntology),
+            "v2",
+            vec![
+                term("CL:1", "T cell"),
+                term("CL:2", "B cell"),
+                obsolete("CL:3", Some("CL:4"), &[]),
+                // A chain: CL:4 is itself replaced by CL:2.
+                obsolete("CL:4", Some("CL:2"), &[]),
+                obsolete("CL:5", None, &["CL:1"]),
+                obsolete("CL:6", None, &[]),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn each_kind_of_change() {
+        let o = ontology();
+        assert_eq!(
+            object_change(&o, "CL:1", Some(" t CELL ")),
+            ObjectChange::Unchanged
+        );
+        assert_eq!(object_change(&o, "CL:1", None), ObjectChange::Unchanged);
+        assert_eq!(
+            object_change(&o, "CL:1", Some("T lymphocyte")),
+            ObjectChange::LabelChanged {
+                old_label: "T lymphocyte".into(),
+                new_label: "T cell".into()
+            }
+        );
+        assert_eq!(
+            object_change(&o, "CL:3", None),
+            ObjectChange::Replaced {
+                replaced_by: "CL:2".into(),
+                label: "B cell".into()
+            }
+        );
+        assert_eq!(
+            object_change(&o, "CL:5", None),
+            ObjectChange::ObsoleteConsider {
+                consider: vec!["CL:1".into()]
+            }
+        );
+        assert_eq!(object_change(&o, "CL:6", None), ObjectChange::Obsolete);
+        assert_eq!(object_change(&o, "CL:7", None), ObjectChange::Missing);
+    }
+
+    #[test]
+    fn remap_updates_the_set_and_reports_only_its_ontology() {
+        let mapping = |subject: &str, id: &str| Mapping {
+            subject_label: Some(subject.into()),
+            subject_type: Some(LITERAL.into()),
+            predicate_id: EXACT_MATCH.into(),
+            object_id: id.into(),
+            object_label: Some("old".into()),
+            mapping_justification: MANUAL_CURATION.into(),
+            ..Mapping::default()
+        };
+        let set = MappingSet {
+            mappings: vec![
+                mapping("a", "CL:3"),
+                mapping("b", "UBERON:1"),
+                mapping("c", "CL:6"),
+            ],
+            lines: vec![5, 6, 7],
+            ..MappingSet::default()
+        };
+        let out = remap(&set, &ontology());
+        let changes: Vec<(usize, &str)> = out
+            .rows
+            .iter()
+            .map(|r| (r.line, r.change.as_str()))
+            .collect();
+        assert_eq!(changes, vec![(5, "replaced"), (7, "obsolete")]);
+        assert_eq!(out.set.mappings[0].object_id, "CL:2");
+        assert_eq!(out.set.mappings[0].object_label.as_deref(), Some("B cell"));
+        assert_eq!(out.set.mappings[1], set.mappings[1]);
+        assert_eq!(out.set.mappings[2].object_id, "CL:6");
+        assert!(out.set.mappings[2]
+            .comment
+            .as_deref()
+            .is_some_and(|c| c.contains("without replacement")));
+        assert_eq!(
+            out.set.metadata.object_source_version.as_deref(),
+            Some("v2")
+        );
+        assert!(out.set.metadata.curie_map.contains_key("CL"));
+    }
+}

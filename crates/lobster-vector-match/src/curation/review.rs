@@ -11,7 +11,8 @@ use super::sssom::{
     LEXICAL_MATCHING, LITERAL, MANUAL_CURATION, NO_TERM_FOUND, SEMANTIC_SIMILARITY,
 };
 use crate::matcher::ACCEPT_THRESHOLD;
-use crate::service::{MatchType, OntologyMatch};
+use crate::ontology::OntologyKind;
+use crate::service::{MatchType, OntologyMatch, ResolvedCollection};
 
 /// What a curator does with a value's mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -57,6 +58,26 @@ pub struct SetInfo {
     pub license: String,
     /// `YYYY-MM-DD`.
     pub mapping_date: String,
+}
+
+impl SetInfo {
+    /// The info of a set of mappings into `resolved`, dated today.
+    pub fn for_collection(resolved: &ResolvedCollection, license: &str) -> SetInfo {
+        let prefix = OntologyKind::parse_collection_name(&resolved.name)
+            .map(|(kind, _)| kind.source_prefix().to_string())
+            .or_else(|| {
+                OntologyKind::from_alias(&resolved.artifact.ontology)
+                    .ok()
+                    .map(|k| k.source_prefix().to_string())
+            })
+            .unwrap_or_else(|| resolved.artifact.ontology.to_ascii_uppercase());
+        SetInfo {
+            prefix,
+            ontology_version: resolved.artifact.source_version.clone(),
+            license: license.to_string(),
+            mapping_date: today(),
+        }
+    }
 }
 
 fn metadata_str(m: &OntologyMatch, key: &str) -> Option<String> {

@@ -56,6 +56,13 @@ def _check_k(k: Any, name: str) -> int:
     return k
 
 
+def _check_unit(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+
+
 class VectorSearchService:
     """Embeds, searches, matches and ranks over one configured store.
 
@@ -153,10 +160,7 @@ class VectorSearchService:
         terms = _check_texts(terms, "terms")
         k = _check_k(k, "k")
         if min_score is not None:
-            if isinstance(min_score, bool) or not isinstance(min_score, (int, float)):
-                raise TypeError(f"min_score must be a number, got {min_score!r}")
-            if not 0.0 <= min_score <= 1.0:
-                raise ValueError(f"min_score must be between 0 and 1, got {min_score}")
+            _check_unit(min_score, "min_score")
         if not terms:
             return []
         rows = self._service().match_batch(terms, ontology, k, within)
@@ -164,6 +168,28 @@ class VectorSearchService:
             [make_match(r, term) for r in per_term if min_score is None or r["score"] >= min_score]
             for term, per_term in zip(terms, rows)
         ]
+
+    def match_sssom(
+        self,
+        terms: Sequence[str],
+        ontology: str,
+        k: int = 1,
+        min_score: float = 0.0,
+        license: Optional[str] = None,
+    ) -> str:
+        """The best ``k`` concepts per term as SSSOM/TSV text (what
+        ``lobster-vector map --format sssom`` writes): literal subjects, each
+        term's review status (``accepted``, ``review``, ``unmapped``) in
+        ``comment``, ``sssom:NoTermFound`` below ``min_score``."""
+        terms = _check_texts(terms, "terms")
+        k = _check_k(k, "k")
+        _check_unit(min_score, "min_score")
+        return self._service().match_sssom(terms, ontology, k, float(min_score), license)
+
+    def curated_mappings(self) -> list[dict[str, Any]]:
+        """The store's curated mappings (``lobster-vector curate``), which every
+        match answers first with ``match_type`` ``curated``."""
+        return self._service().curated()
 
     def build(self, ontology: str = "all", source: Optional[str] = None, force: bool = False) -> list[dict[str, Any]]:
         """Builds the collections of ``ontology`` (a name, alias or ``all``)
