@@ -78,6 +78,27 @@ fn map_rows(store: &Path, dir: &Path, values: &[&str], extra: &[&str]) -> Vec<Va
         .collect()
 }
 
+/// `search TEXT -o cell_type -k K --json`: the rows.
+fn search(store: &Path, text: &str, k: u32) -> Vec<Value> {
+    let out = ok(lv(store)
+        .args([
+            "search",
+            text,
+            "-o",
+            "cell_type",
+            "-k",
+            &k.to_string(),
+            "--json",
+        ])
+        .output()
+        .expect("run search"));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    v["results"]["cell_ontology"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows: {v}"))
+        .clone()
+}
+
 fn first<'a>(rows: &'a [Value], value: &str) -> &'a Value {
     rows.iter()
         .find(|r| r["input"] == value)
@@ -144,13 +165,9 @@ fn curated_mappings_answer_before_exact_and_semantic_matches() {
     assert_eq!(first(&plain, "T cells")["ontology_id"], "CL:0000084");
 
     // `search --json` answers the store's curations too, with their provenance.
-    let out = ok(lv(&store)
-        .args(["search", "T cells", "-o", "cell_type", "-k", "1", "--json"])
-        .output()
-        .expect("search"));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let row = &v["results"]["cell_ontology"][0];
-    assert_eq!(row["ontology_id"], "CL:0000625", "{v}");
+    let rows = search(&store, "T cells", 1);
+    let row = &rows[0];
+    assert_eq!(row["ontology_id"], "CL:0000625", "{row}");
     assert_eq!(row["metadata"]["author_label"], "Jane Doe");
     assert_eq!(
         row["metadata"]["justification"],
@@ -262,40 +279,15 @@ fn an_obsolete_curated_id_is_redirected_and_flagged() {
         "{warnings}"
     );
 
-    let out = ok(lv(&store)
-        .args([
-            "search",
-            "my old curation",
-            "-o",
-            "cell_type",
-            "-k",
-            "2",
-            "--json",
-        ])
-        .output()
-        .expect("search"));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let row = &v["results"]["cell_ontology"][0];
-    assert_eq!(row["ontology_id"], replacement.as_str(), "{v}");
+    let rows = search(&store, "my old curation", 2);
+    let row = &rows[0];
+    assert_eq!(row["ontology_id"], replacement.as_str(), "{row}");
     assert_eq!(row["match_type"], "curated");
     assert_eq!(row["metadata"]["curated_id"], obsolete.as_str());
     assert_eq!(row["metadata"]["redirect"], "replaced_by");
 
     // The dead end is never answered as curated.
-    let out = ok(lv(&store)
-        .args([
-            "search",
-            "my dead curation",
-            "-o",
-            "cell_type",
-            "-k",
-            "3",
-            "--json",
-        ])
-        .output()
-        .expect("search"));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    for row in v["results"]["cell_ontology"].as_array().expect("rows") {
+    for row in &search(&store, "my dead curation", 3) {
         assert_ne!(row["match_type"], "curated", "{row}");
         assert_ne!(row["ontology_id"], dead_end.as_str(), "{row}");
     }

@@ -211,16 +211,7 @@ mod tests {
     use crate::ontology::{OntologyKind, Term};
 
     fn term(id: &str, label: &str) -> Term {
-        Term {
-            id: id.into(),
-            label: label.into(),
-            definition: None,
-            synonyms: Vec::new(),
-            parents: Vec::new(),
-            deprecated: false,
-            replaced_by: None,
-            consider: Vec::new(),
-        }
+        Term::new(id, label)
     }
 
     fn obsolete(id: &str, replaced_by: Option<&str>, consider: &[&str]) -> Term {

@@ -80,6 +80,20 @@ pub struct Term {
 }
 
 impl Term {
+    /// A live term with a label and nothing else.
+    pub fn new(id: impl Into<String>, label: impl Into<String>) -> Term {
+        Term {
+            id: id.into(),
+            label: label.into(),
+            definition: None,
+            synonyms: Vec::new(),
+            parents: Vec::new(),
+            deprecated: false,
+            replaced_by: None,
+            consider: Vec::new(),
+        }
+    }
+
     /// The label without the `obsolete ` prefix that sources put on the labels
     /// of deprecated terms (ASCII case ignored); the label itself otherwise.
     pub fn label_without_obsolete_prefix(&self) -> &str {

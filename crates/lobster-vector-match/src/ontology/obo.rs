@@ -117,16 +117,10 @@ fn push_unique(list: &mut Vec<String>, value: Option<String>) {
 }
 
 fn term_from_frame(frame: &TermFrame) -> Term {
-    let mut term = Term {
-        id: ident(frame.id().as_inner().as_id()).unwrap_or_default(),
-        label: String::new(),
-        definition: None,
-        synonyms: Vec::new(),
-        parents: Vec::new(),
-        deprecated: false,
-        replaced_by: None,
-        consider: Vec::new(),
-    };
+    let mut term = Term::new(
+        ident(frame.id().as_inner().as_id()).unwrap_or_default(),
+        String::new(),
+    );
     let mut genus: Vec<String> = Vec::new();
     for line in frame.clauses() {
         match line.as_inner() {
