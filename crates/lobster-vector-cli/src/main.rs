@@ -50,9 +50,18 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("LOBSTER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = match std::env::var("LOBSTER_LOG") {
+        Ok(spec) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!(
+                "warning: LOBSTER_LOG `{spec}` is not a tracing filter ({e}); using `{default}`"
+            );
+            EnvFilter::new(default)
+        }),
+        Err(_) => EnvFilter::new(default),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

@@ -169,6 +169,107 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
+fn map_refuses_its_input_as_output_and_a_missing_directory_before_any_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("same.tsv");
+    let original = "sample\ttissue\ns1\tcolon\n";
+    std::fs::write(&input, original).expect("write");
+    std::fs::create_dir(dir.path().join("in")).expect("mkdir");
+    let link = dir.path().join("link.tsv");
+    std::os::unix::fs::symlink(&input, &link).expect("symlink");
+    let spellings = [
+        input.clone(),
+        dir.path().join("in/../same.tsv"),
+        link.clone(),
+    ];
+    for output in &spellings {
+        let out = run(
+            &[
+                "map",
+                "-i",
+                input.to_str().expect("utf-8"),
+                "-c",
+                "tissue",
+                "-o",
+                "tissue",
+                "--output",
+                output.to_str().expect("utf-8"),
+            ],
+            &[("LOBSTER_VECTOR_BACKEND", "memory")],
+        );
+        assert!(!out.status.success(), "{output:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("is the input file"), "{output:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&input).expect("read"), original);
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    // A missing output directory is refused before the store or model is touched.
+    let out = run(
+        &[
+            "map",
+            "-i",
+            input.to_str().expect("utf-8"),
+            "-o",
+            "tissue",
+            "--output",
+            "/nonexistent/dir/x.tsv",
+        ],
+        &[("LOBSTER_VECTOR_BACKEND", "memory")],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("`/nonexistent/dir` does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn thread_counts_beyond_a_few_per_core_are_refused() {
+    let out = run(&["info"], &[("LOBSTER_THREADS", "100000")]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("LOBSTER_THREADS") && err.contains("per core"),
+        "{err}"
+    );
+    let out = run(&["--threads", "2", "info"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_bad_log_filter_is_reported_and_stderr_has_no_colour_when_not_a_terminal() {
+    let out = run(
+        &["search", "heart", "-o", "disease"],
+        &[
+            ("LOBSTER_VECTOR_BACKEND", "memory"),
+            ("LOBSTER_LOG", "=[bad"),
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("LOBSTER_LOG `=[bad` is not a tracing filter"),
+        "{err}"
+    );
+    // A WARN line (no ontology source to check a curated id against), piped.
+    let out = run(
+        &["curate", "add", "T cells", "CL:0000084"],
+        &[("LOBSTER_ASSETS_DIR", "/nonexistent")],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("WARN") && err.contains("cannot check"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escapes in piped stderr: {err:?}"
+    );
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = run(&["--help"], &[]);
     let help = text(&out.stdout);

@@ -105,6 +105,14 @@ pub const COHERE_DEFAULT_BASE_URL: &str = "https://api.cohere.com";
 /// The rerank model used when `COHERE_RERANK_MODEL` is not set.
 pub const COHERE_DEFAULT_MODEL: &str = "rerank-v4.0-pro";
 
+/// Worker threads allowed per core: more only queue on the same cores.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
+/// The most worker threads `LOBSTER_THREADS` may ask for on this machine.
+pub fn max_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * MAX_THREADS_PER_CORE
+}
+
 /// Values given on the command line (or by a library caller); `None` defers to
 /// the environment, then to the default.
 #[derive(Debug, Clone, Default)]
@@ -187,21 +195,25 @@ impl Config {
         let reranker = pick(&overrides.reranker, RerankerKind::KEY)
             .map(|v| v.parse())
             .transpose()?;
-        let threads =
-            match overrides.threads {
-                Some(t) => Some(t),
-                None => env("LOBSTER_THREADS")
-                    .map(|v| {
-                        v.trim().parse::<usize>().ok().filter(|t| *t > 0).ok_or(
-                            Error::InvalidConfig {
-                                key: "LOBSTER_THREADS".into(),
-                                value: v.clone(),
-                                valid: "a positive integer".into(),
-                            },
-                        )
-                    })
-                    .transpose()?,
-            };
+        let max_threads = max_threads();
+        let threads = match overrides.threads {
+            Some(t) => Some(t.to_string()),
+            None => env("LOBSTER_THREADS"),
+        }
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|t| (1..=max_threads).contains(t))
+                .ok_or_else(|| Error::InvalidConfig {
+                    key: "LOBSTER_THREADS".into(),
+                    value: v.clone(),
+                    valid: format!(
+                        "1 to {max_threads} ({MAX_THREADS_PER_CORE} per core of this machine)"
+                    ),
+                })
+        })
+        .transpose()?;
         let path = |key: &str| env(key).map(PathBuf::from);
         let lobster_home = home(env).join(".lobster");
         Ok(Config {
@@ -272,6 +284,28 @@ mod tests {
     }
 
     #[test]
+    fn threads_are_capped_at_a_few_per_core() {
+        let env = env_of(&[("HOME", "/h")]);
+        let with = |t: usize| {
+            let o = Overrides {
+                threads: Some(t),
+                ..Default::default()
+            };
+            Config::resolve_with(&o, &env)
+        };
+        assert_eq!(with(1).unwrap().threads, Some(1));
+        assert_eq!(with(max_threads()).unwrap().threads, Some(max_threads()));
+        let e = with(max_threads() + 1).unwrap_err().to_string();
+        assert!(
+            e.contains("LOBSTER_THREADS") && e.contains("per core"),
+            "{e}"
+        );
+        assert!(with(0).is_err());
+        let env = env_of(&[("HOME", "/h"), ("LOBSTER_THREADS", "100000")]);
+        assert!(Config::resolve_with(&Overrides::default(), &env).is_err());
+    }
+
+    #[test]
     fn flag_beats_environment() {
         let env = env_of(&[
             ("LOBSTER_VECTOR_BACKEND", "pgvector"),
@@ -302,7 +336,7 @@ mod tests {
                 "minilm, sapbert, openai",
             ),
             ("LOBSTER_RERANKER", "colbert", "none, cross_encoder, cohere"),
-            ("LOBSTER_THREADS", "0", "positive integer"),
+            ("LOBSTER_THREADS", "0", "per core"),
         ] {
             let err =
                 Config::resolve_with(&Overrides::default(), &env_of(&[(key, value)])).unwrap_err();
