@@ -1,9 +1,10 @@
 //! The curation workflow through the real binary, on the real MiniLM model
 //! and the real CL and MONDO releases: `map` statuses and SSSOM output,
 //! curated mappings answered before exact and semantic matches, obsolete
-//! curated ids redirected, bad curated files refused whole, and `remap`
-//! reporting every kind of change. Skips without the assets; fails instead
-//! when LOBSTER_TEST_REQUIRE_SERVICES=1.
+//! curated ids redirected, bad curated files refused whole, `remap`
+//! reporting every kind of change; also term ids in their usual spellings.
+//! Skips without the assets; fails instead when
+//! LOBSTER_TEST_REQUIRE_SERVICES=1.
 
 mod common;
 
@@ -504,4 +505,38 @@ fn remap_reports_each_change_against_the_current_cl_and_mondo() {
     ] {
         assert!(kinds_seen.contains(kind), "no {kind} case in CL or MONDO");
     }
+}
+
+#[test]
+fn lookup_and_neighbors_accept_the_usual_id_spellings() {
+    if ontology(OntologyKind::CellOntology).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for spelling in [
+        "CL:0000625",
+        "cl:0000625",
+        "CL_0000625",
+        "http://purl.obolibrary.org/obo/CL_0000625",
+    ] {
+        for command in ["lookup", "neighbors"] {
+            let out = ok(lv(tmp.path())
+                .args([command, spelling, "--json"])
+                .output()
+                .expect("run"));
+            let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(v["id"], "CL:0000625", "{command} {spelling}: {v}");
+        }
+    }
+    let long = format!("CL:{}", "9".repeat(100_000));
+    let out = lv(tmp.path())
+        .args(["lookup", &long])
+        .output()
+        .expect("run");
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.len() < 400,
+        "{} bytes",
+        err.len()
+    );
 }

@@ -133,7 +133,7 @@ impl<'a> Graph<'a> {
             .index_of(id)
             .map(|i| i as u32)
             .ok_or_else(|| Error::TermNotFound {
-                id: id.to_string(),
+                id: super::model::shorten(id),
                 ontology: self.ontology.name().to_string(),
             })
     }

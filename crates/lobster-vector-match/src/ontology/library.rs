@@ -132,11 +132,12 @@ impl OntologyLibrary {
     /// [`Error::InvalidInput`] for an id of no known ontology; what
     /// [`newest`](Self::newest) returns when no source of it is found.
     pub fn for_term_id(&self, id: &str) -> Result<Arc<Ontology>> {
-        let id = id.trim();
+        let id = super::model::canonical_term_id(id);
         let prefix = id.split(':').next().unwrap_or_default();
         let kind = OntologyKind::from_source_prefix(prefix).ok_or_else(|| {
             Error::invalid_input(format!(
-                "`{id}` is not a MONDO, UBERON or CL id (expected e.g. MONDO:0005068, UBERON:0001155, CL:0000625)"
+                "`{}` is not a MONDO, UBERON or CL id (expected e.g. MONDO:0005068, UBERON:0001155, CL:0000625)",
+                super::model::shorten(&id)
             ))
         })?;
         self.newest(kind)

@@ -32,6 +32,6 @@ mod source;
 
 pub use kind::{compare_versions, OntologyKind};
 pub use library::OntologyLibrary;
-pub use model::{Ontology, Redirect, Synonym, SynonymScope, Term};
+pub use model::{canonical_term_id, Ontology, Redirect, Synonym, SynonymScope, Term};
 pub use normalize::{normalize_label, EntryKind, ExactIndex, ExactMatch};
 pub use report::{Neighborhood, TermRef, TermReport};

@@ -269,8 +269,12 @@ impl Ontology {
             .get_or_init(|| crate::matcher::structure::TermStructure::build(self))
     }
 
+    /// The position of `id` (spelled as [`get`](Self::get) accepts) in [`terms`](Self::terms).
     pub(crate) fn index_of(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
+        match self.by_id.get(id) {
+            Some(&i) => Some(i),
+            None => self.by_id.get(canonical_term_id(id).as_ref()).copied(),
+        }
     }
 
     /// The ontology's name: the kind's canonical name when known
@@ -315,8 +319,11 @@ impl Ontology {
     }
 
     /// The term with this id (exact, case-sensitive CURIE).
+    ///
+    /// `id` may be spelled as users write it ([`canonical_term_id`]):
+    /// `cl:0000625`, `CL_0000625` and the OBO PURL find `CL:0000625`.
     pub fn get(&self, id: &str) -> Option<&Term> {
-        self.by_id.get(id).map(|&i| &self.terms[i])
+        self.index_of(id).map(|i| &self.terms[i])
     }
 
     /// Like [`get`](Self::get), but a missing id is an error.
@@ -325,7 +332,7 @@ impl Ontology {
     /// [`Error::TermNotFound`] naming the id and this ontology.
     pub fn term(&self, id: &str) -> Result<&Term> {
         self.get(id).ok_or_else(|| Error::TermNotFound {
-            id: id.to_string(),
+            id: shorten(id),
             ontology: self.name.clone(),
         })
     }
@@ -395,6 +402,50 @@ impl Ontology {
             replaced_by: target.map(str::to_string),
             consider,
         })
+    }
+}
+
+/// The CURIE of an id of a known ontology (MONDO, UBERON, CL) as users
+/// spell it: surrounding space trimmed, the OBO PURL
+/// (`http://purl.obolibrary.org/obo/CL_0000625`) and `CL_0000625` rewritten
+/// to `CL:0000625`, and the prefix in its canonical case (`cl:0000625`).
+/// Anything else is returned as given.
+pub fn canonical_term_id(raw: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let s = raw.trim();
+    let local = s
+        .strip_prefix("http://purl.obolibrary.org/obo/")
+        .or_else(|| s.strip_prefix("https://purl.obolibrary.org/obo/"))
+        .unwrap_or(s);
+    let split = local.split_once(':').or_else(|| {
+        local
+            .split_once('_')
+            .filter(|(_, rest)| !rest.contains(':'))
+    });
+    match split {
+        Some((prefix, rest)) if !rest.is_empty() => {
+            match super::OntologyKind::from_source_prefix(prefix) {
+                Some(kind) => {
+                    let id = format!("{}:{rest}", kind.source_prefix());
+                    if id == raw {
+                        Cow::Borrowed(raw)
+                    } else {
+                        Cow::Owned(id)
+                    }
+                }
+                None => Cow::Borrowed(raw),
+            }
+        }
+        _ => Cow::Borrowed(raw),
+    }
+}
+
+/// `text` for an error message: at most 80 characters, the rest elided.
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        None => text.to_string(),
     }
 }
 
@@ -496,5 +547,47 @@ mod tests {
         )
         .expect_err("duplicate");
         assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod id_spelling_tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_found_in_the_usual_spellings() {
+        let o = Ontology::from_terms(
+            "cl",
+            Some(OntologyKind::CellOntology),
+            "v1",
+            vec![Term::new("CL:0000625", "CD8 T")],
+        )
+        .unwrap();
+        for spelling in [
+            "CL:0000625",
+            " cl:0000625 ",
+            "CL_0000625",
+            "Cl_0000625",
+            "http://purl.obolibrary.org/obo/CL_0000625",
+            "https://purl.obolibrary.org/obo/CL_0000625",
+        ] {
+            assert_eq!(
+                o.get(spelling).map(|t| t.id.as_str()),
+                Some("CL:0000625"),
+                "{spelling}"
+            );
+        }
+        for other in ["CL:625", "XX_0000625", "CL", "T cells", "CL_"] {
+            assert!(o.get(other).is_none(), "{other}");
+        }
+        assert_eq!(canonical_term_id("GO:0008150"), "GO:0008150");
+    }
+
+    #[test]
+    fn long_ids_are_shortened_in_errors() {
+        let o = Ontology::from_terms("cl", None, "v1", vec![]).unwrap();
+        let long = format!("CL:{}", "9".repeat(100_000));
+        let e = o.term(&long).unwrap_err().to_string();
+        assert!(e.len() < 200 && e.contains("100003 bytes"), "{e}");
     }
 }

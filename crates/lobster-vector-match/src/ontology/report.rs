@@ -88,11 +88,12 @@ impl Neighborhood {
     /// # Errors
     /// [`crate::Error::TermNotFound`] when `o` has no term `id`.
     pub fn of(o: &Ontology, id: &str, depth: usize) -> Result<Self> {
-        let id = id.trim();
+        let term = o.term(id)?;
+        let id = term.id.as_str();
         let g = Graph::new(o);
         Ok(Self {
             id: id.to_string(),
-            label: o.term(id)?.label.clone(),
+            label: term.label.clone(),
             depth,
             parents: g.parents(id)?,
             children: g.children(id)?,
