@@ -270,6 +270,46 @@ fn a_bad_log_filter_is_reported_and_stderr_has_no_colour_when_not_a_terminal() {
 }
 
 #[test]
+fn passwords_in_every_url_are_masked_in_info_errors_and_logs() {
+    let env = [
+        ("OPENAI_BASE_URL", "http://ouser:opass-1@127.0.0.1:9/v1"),
+        ("LOBSTER_CHROMA_URL", "http://cuser:cpass-2@127.0.0.1:9"),
+        ("CO_API_URL", "http://kuser:kpass-3@127.0.0.1:9"),
+    ];
+    let secrets = ["opass-1", "cpass-2", "kpass-3"];
+    let mut seen = String::new();
+    for args in [vec!["info"], vec!["info", "--json"]] {
+        let out = run(&args, &env);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.contains("cuser:***@127.0.0.1:9"), "{all}");
+        seen += &all;
+    }
+    // Errors and retry warnings of each client (nothing listens on port 9).
+    for (args, extra) in [
+        (vec!["embed", "x"], ("LOBSTER_EMBEDDING_PROVIDER", "openai")),
+        (vec!["collections"], ("LOBSTER_VECTOR_BACKEND", "chromadb")),
+        (
+            vec!["search", "heart", "-o", "disease"],
+            ("LOBSTER_RERANKER", "cohere"),
+        ),
+    ] {
+        let mut env = env.to_vec();
+        env.push(extra);
+        env.push(("LOBSTER_LOG", "debug"));
+        let out = run(&args, &env);
+        seen += &format!("{}{}", text(&out.stdout), text(&out.stderr));
+    }
+    assert!(
+        seen.contains("ouser:***@") && seen.contains("cuser:***@"),
+        "{seen}"
+    );
+    for s in secrets {
+        assert!(!seen.contains(s), "`{s}` printed:\n{seen}");
+    }
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = run(&["--help"], &[]);
     let help = text(&out.stdout);

@@ -51,6 +51,7 @@ use lobster_vector_core::{
 use serde_json::{json, Value};
 
 use crate::http::{http_status, join_url, ApiClient, Auth, HttpOptions, Method};
+use crate::secret::redact_url;
 use crate::Secret;
 
 /// The Chroma API major version this client speaks (`chromadb` 1.x reports `1.0.0`).
@@ -209,7 +210,7 @@ impl ChromaStore {
                     Some(status @ (404 | 410)) => Error::backend(
                         SERVICE,
                         ChromaError::NoV2Api {
-                            url: root.clone(),
+                            url: redact_url(&root),
                             status,
                         },
                     ),
@@ -225,7 +226,10 @@ impl ChromaStore {
         if major != Some(SUPPORTED_API_MAJOR) {
             return Err(Error::backend(
                 SERVICE,
-                ChromaError::IncompatibleServer { url: root, version },
+                ChromaError::IncompatibleServer {
+                    url: redact_url(&root),
+                    version,
+                },
             ));
         }
         store.server_version = version;
@@ -234,7 +238,7 @@ impl ChromaStore {
                 Some(404) => Error::backend(
                     SERVICE,
                     ChromaError::DatabaseNotFound {
-                        url: root,
+                        url: redact_url(&root),
                         tenant: store.options.tenant.clone(),
                         database: store.options.database.clone(),
                     },

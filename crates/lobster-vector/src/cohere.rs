@@ -51,7 +51,7 @@ impl CohereReranker {
         if !(options.base_url.starts_with("http://") || options.base_url.starts_with("https://")) {
             return Err(Error::InvalidConfig {
                 key: "CO_API_URL".into(),
-                value: options.base_url.clone(),
+                value: crate::secret::redact_url(&options.base_url),
                 valid: "an http:// or https:// URL".into(),
             });
         }

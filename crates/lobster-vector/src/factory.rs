@@ -260,7 +260,7 @@ pub fn model_sources(config: &Config) -> Vec<(&'static str, Result<String>)> {
         Availability::Missing(hint) => Err(missing(name.into(), &hint)),
         Availability::Available => Ok(format!(
             "{}/{path}, model {model} ({})",
-            base.trim_end_matches('/'),
+            crate::secret::redact_url(base.trim_end_matches('/')),
             match key {
                 Some(_) => "key set".to_string(),
                 None => format!("{variable} not set"),

@@ -16,6 +16,7 @@ use lobster_vector_core::{Error, Result};
 use rand::Rng;
 use serde_json::Value;
 
+use crate::secret::redact_url;
 use crate::Secret;
 
 /// Responses larger than this are refused (a 2,048-input embedding batch is well below).
@@ -287,7 +288,7 @@ impl ApiClient {
         Error::backend(
             self.service,
             HttpError::Status {
-                url: url.into(),
+                url: redact_url(url),
                 status,
                 excerpt: excerpt(body),
             },
@@ -299,7 +300,7 @@ impl ApiClient {
         Error::backend(
             self.service,
             HttpError::Malformed {
-                url: url.into(),
+                url: redact_url(url),
                 message: message.into(),
             },
         )
@@ -308,11 +309,11 @@ impl ApiClient {
     fn transport_error(&self, url: &str, e: ureq::Error) -> Error {
         let source = match e {
             ureq::Error::Timeout(_) => HttpError::Timeout {
-                url: url.into(),
+                url: redact_url(url),
                 seconds: self.options.read_timeout.as_secs_f64(),
             },
             other => HttpError::Connect {
-                url: url.into(),
+                url: redact_url(url),
                 source: other,
             },
         };

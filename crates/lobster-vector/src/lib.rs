@@ -26,7 +26,7 @@ pub use factory::{
 };
 pub use lobster_vector_core::*;
 pub use lobster_vector_match::*;
-pub use secret::Secret;
+pub use secret::{redact_url, Secret};
 
 /// The embedded persistent store (backend `local`) with its maintenance API
 /// (`check`, `compact`, `backup`), beyond the `VectorStore` trait.

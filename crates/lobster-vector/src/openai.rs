@@ -76,7 +76,7 @@ impl OpenAiEmbedder {
         if !(options.base_url.starts_with("http://") || options.base_url.starts_with("https://")) {
             return Err(Error::InvalidConfig {
                 key: "OPENAI_BASE_URL".into(),
-                value: options.base_url.clone(),
+                value: crate::secret::redact_url(&options.base_url),
                 valid: "an http:// or https:// URL".into(),
             });
         }

@@ -17,35 +17,47 @@ impl Secret {
         &self.0
     }
 
-    /// For URLs: the URL with any password replaced by `***`; for anything else `***`.
+    /// For URLs: the URL with any password replaced by `***` ([`redact_url`]);
+    /// for anything else `***`.
     pub fn redacted(&self) -> String {
-        let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return "***".into();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        let masked = match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let pass = if userinfo.contains(':') { ":***" } else { "" };
-                format!("{user}{pass}@{}", &authority[at + 1..])
-            }
-            None => authority.to_string(),
-        };
-        // Query parameters may carry a password too (`?password=`).
-        let tail = &rest[authority_end..];
-        let tail = match tail.find("password=") {
-            Some(p) => {
-                let end = tail[p..].find('&').map_or(tail.len(), |e| p + e);
-                format!("{}password=***{}", &tail[..p], &tail[end..])
-            }
-            None => tail.to_string(),
-        };
-        format!("{}://{masked}{tail}", &s[..scheme_end])
+        if self.0.contains("://") {
+            redact_url(&self.0)
+        } else {
+            "***".into()
+        }
     }
+}
+
+/// The one masking rule for URLs shown anywhere (configuration, logs,
+/// errors, JSON): the password of the user info (`user:pw@`) and a
+/// `password=` query parameter become `***`. Text that is not a URL is
+/// returned as given.
+pub fn redact_url(s: &str) -> String {
+    let Some(scheme_end) = s.find("://") else {
+        return s.to_string();
+    };
+    let rest = &s[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let masked = match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let pass = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{user}{pass}@{}", &authority[at + 1..])
+        }
+        None => authority.to_string(),
+    };
+    // Query parameters may carry a password too (`?password=`).
+    let tail = &rest[authority_end..];
+    let tail = match tail.find("password=") {
+        Some(p) => {
+            let end = tail[p..].find('&').map_or(tail.len(), |e| p + e);
+            format!("{}password=***{}", &tail[..p], &tail[end..])
+        }
+        None => tail.to_string(),
+    };
+    format!("{}://{masked}{tail}", &s[..scheme_end])
 }
 
 impl std::fmt::Debug for Secret {

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use lobster_vector::{
-    backend_availability, provider_availability, reranker_availability, Availability, Backend,
-    EmbeddingProvider, RerankerKind,
+    backend_availability, provider_availability, redact_url, reranker_availability, Availability,
+    Backend, EmbeddingProvider, RerankerKind,
 };
 use serde_json::{json, Value};
 
@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> Result<()> {
             "threads": c.threads.unwrap_or_else(rayon::current_num_threads),
             "assets_dir": c.assets_dir.display().to_string(),
             "pgvector_url": secret(&c.pgvector_url),
-            "chroma_url": c.chroma_url,
+            "chroma_url": redact_url(&c.chroma_url),
             "chroma_tenant": c.chroma_tenant,
             "chroma_database": c.chroma_database,
             "chroma_token": c.chroma_token.as_ref().map(|_| "***"),
@@ -40,9 +40,9 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> Result<()> {
             "faiss_path": c.faiss_path,
             "faiss_index": c.faiss_index,
             "faiss_params": c.faiss_params,
-            "openai_base_url": c.openai_base_url,
+            "openai_base_url": c.openai_base_url.as_deref().map(redact_url),
             "openai_model": c.openai_model,
-            "cohere_base_url": c.cohere_base_url,
+            "cohere_base_url": c.cohere_base_url.as_deref().map(redact_url),
             "cohere_api_key": c.cohere_api_key.as_ref().map(|_| "***"),
             "cohere_rerank_model": c.cohere_rerank_model,
         },
