@@ -651,6 +651,33 @@ fn store_commands_need_the_local_backend_and_an_existing_store() {
 }
 
 #[test]
+fn reading_commands_never_create_a_store_at_a_mistyped_path() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let typo = tmp.path().join("typo/store");
+    let values = tmp.path().join("values.txt");
+    std::fs::write(&values, "colon\n").expect("write");
+    for args in [
+        &["search", "heart", "-o", "disease"][..],
+        &["collections"],
+        &["map", "-i", values.to_str().expect("utf-8"), "-o", "tissue"],
+    ] {
+        let out = run_local(&typo, args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("no local store at") && err.contains(typo.to_str().expect("utf-8")),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} created the store");
+    }
+    // An existing directory whose database was removed is no store either.
+    std::fs::create_dir_all(&typo).expect("mkdir");
+    let out = run_local(&typo, &["search", "heart", "-o", "disease"]);
+    assert!(text(&out.stderr).contains("no local store at"));
+    assert!(!typo.join("store.sqlite3").exists());
+}
+
+#[test]
 fn build_is_refused_up_front_while_another_process_writes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");

@@ -28,7 +28,7 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let library = ctx.ontologies();
     let sources = library.select(&args.ontology, args.source.as_deref())?;
-    let service = ctx.service_without_curated()?;
+    let service = ctx.search_service(super::StoreAccess::Create)?;
     // Refuse a second writer now, before the model loads and texts are embedded.
     service.store().lock_for_writing().with_context(|| {
         format!(

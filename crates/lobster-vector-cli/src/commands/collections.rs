@@ -1,4 +1,4 @@
-use anyhow::{Context, Result};
+use anyhow::Result;
 use lobster_vector::CollectionSummary;
 use serde_json::json;
 
@@ -6,8 +6,7 @@ use super::Ctx;
 use crate::{cli::CollectionsArgs, output};
 
 pub fn run(ctx: &Ctx, args: &CollectionsArgs) -> Result<()> {
-    let store = lobster_vector::open_store(&ctx.config)
-        .with_context(|| format!("cannot open the `{}` store", ctx.config.backend))?;
+    let store = ctx.open_store(super::StoreAccess::Existing)?;
     let rows = CollectionSummary::list(store.as_ref())?;
     if args.json {
         return output::json(

@@ -84,6 +84,9 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
         lobster_vector::open_store(&config)
             .with_context(|| format!("cannot open the `{backend}` store"))
     };
+    if from == Backend::Local {
+        super::require_local_store(&ctx.config.store_path)?;
+    }
     let source = open(from)?;
     let info = source
         .collection_info(&args.collection)

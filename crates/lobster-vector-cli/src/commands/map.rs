@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
     distinct.dedup();
     let curated = curated(ctx, args)?;
     let service = ctx
-        .service_without_curated()?
+        .search_service(super::StoreAccess::Existing)?
         .with_curated(Some(Arc::new(curated)));
     let options = MatchOptions {
         k: args.candidates as usize,

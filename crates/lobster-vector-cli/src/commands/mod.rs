@@ -14,9 +14,13 @@ mod store;
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use lobster_vector::curation::CuratedStore;
+use lobster_vector::local::DB_FILE;
 use lobster_vector::{ontology::OntologyLibrary, Config, Overrides, SearchService};
+use lobster_vector::{Backend, VectorStore};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 
@@ -27,19 +31,20 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The search service over the configured store, answering the store's
-    /// curated mappings first; the embedder loads on first use.
+    /// The search service over the configured store, which must exist,
+    /// answering the store's curated mappings first; the embedder loads on
+    /// first use.
     pub fn service(&self) -> Result<SearchService> {
         let curated = self.curated_store().load()?;
         Ok(self
-            .service_without_curated()?
+            .search_service(StoreAccess::Existing)?
             .with_curated(Some(Arc::new(curated))))
     }
 
-    /// The search service without curated mappings.
-    pub fn service_without_curated(&self) -> Result<SearchService> {
-        let store = lobster_vector::open_store(&self.config)
-            .with_context(|| format!("cannot open the `{}` store", self.config.backend))?;
+    /// The search service without curated mappings; `Create` opens a local
+    /// store that does not exist yet (`build`), `Existing` refuses it.
+    pub fn search_service(&self, access: StoreAccess) -> Result<SearchService> {
+        let store = self.open_store(access)?;
         let reranker = lobster_vector::open_reranker(&self.config)?;
         let config = self.config.clone();
         Ok(
@@ -51,6 +56,17 @@ impl Ctx<'_> {
         )
     }
 
+    /// The configured store. A local store that does not exist is an error
+    /// under `Existing`, so a mistyped path never creates an empty store.
+    pub fn open_store(&self, access: StoreAccess) -> Result<Arc<dyn VectorStore>> {
+        let c = &self.config;
+        if access == StoreAccess::Existing && c.backend == Backend::Local {
+            require_local_store(&c.store_path)?;
+        }
+        lobster_vector::open_store(c)
+            .with_context(|| format!("cannot open the `{}` store", c.backend))
+    }
+
     /// The store's curated mappings (`curated.sssom.tsv` in the store directory).
     pub fn curated_store(&self) -> CuratedStore {
         CuratedStore::in_dir(&self.config.store_path)
@@ -60,6 +76,27 @@ impl Ctx<'_> {
     pub fn ontologies(&self) -> OntologyLibrary {
         OntologyLibrary::new(vec![self.config.assets_dir.join("ontologies")])
     }
+}
+
+/// Whether a command may create the local store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAccess {
+    /// Reading commands: the store must exist.
+    Existing,
+    /// `build` and `import`: a missing store is created.
+    Create,
+}
+
+/// Fails unless `path` holds a local store database.
+pub fn require_local_store(path: &Path) -> Result<()> {
+    if !path.join(DB_FILE).is_file() {
+        bail!(
+            "no local store at `{}` (no {DB_FILE}); set --store-path or LOBSTER_VECTOR_STORE_PATH, \
+             or create one with `lobster-vector build`",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 pub fn run(cli: Cli) -> Result<()> {

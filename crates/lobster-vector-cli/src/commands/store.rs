@@ -34,13 +34,7 @@ pub fn run(ctx: &Ctx, cmd: &StoreCommand) -> Result<()> {
 /// Opens an existing store; read-only stores take no write lock, so `check`
 /// and `backup` run beside a writer.
 fn open(path: &Path, read_only: bool) -> Result<SqliteStore> {
-    if !path.join(DB_FILE).is_file() {
-        bail!(
-            "no local store at `{}` (no {DB_FILE}); set --store-path or LOBSTER_VECTOR_STORE_PATH, \
-             or create one with `lobster-vector build`",
-            path.display()
-        );
-    }
+    super::require_local_store(path)?;
     SqliteStore::open(
         path,
         SqliteOptions {
