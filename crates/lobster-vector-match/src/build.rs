@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::artifact::{now_rfc3339, Artifact, ARTIFACT_KEY};
 use crate::matcher::{fit_matcher, FitOptions, FitReport, MODEL_KEY};
-use crate::ontology::{Ontology, Term};
+use crate::ontology::{incarnation_name, split_incarnation, Ontology, Term};
 use crate::{validate, Embedder, Error, Metadata, Record, Result, VectorStore};
 
 /// How a build runs.
@@ -129,10 +129,15 @@ fn term_entries(term: &Term) -> impl Iterator<Item = (String, &str, Metadata)> +
 /// Builds (or confirms) the collection of `ontology` embedded by `embedder` in `store`.
 ///
 /// Rebuilding the same source (SHA-256) with the same model is a no-op unless
-/// `options.force`. Setting `cancel` stops between batches, drops the partial
-/// collection and returns [`Error::Interrupted`]. Any other failure also drops
-/// the partial collection; because the artifact is written last, a crash
-/// leaves only an unfinished build that search ignores and the next build replaces.
+/// `options.force`. A rebuild never touches the live build: it is written
+/// under a free [incarnation name](crate::ontology::incarnation_name) beside
+/// it, becomes the one searches resolve to when its artifact is written (one
+/// metadata write), and only then are the builds it replaces dropped. Setting
+/// `cancel` stops between batches, drops the partial build and returns
+/// [`Error::Interrupted`]; any other failure also drops it. Because the
+/// artifact is written last, a crash leaves at most an unfinished build that
+/// search ignores and the next build removes, and the old build keeps
+/// serving. `report.collection` names the build written (or kept).
 ///
 /// Unless the build is a no-op it takes the store's write lock
 /// ([`VectorStore::lock_for_writing`]) before embedding anything, so a second
@@ -164,24 +169,28 @@ pub fn build_collection(
         seconds: 0.0,
         matcher: None,
     };
-    if store.has_collection(&collection)? {
-        let info = store.collection_info(&collection)?;
-        let same = Artifact::from_metadata(&info.metadata).is_some_and(|a| {
-            a.source_sha256 == ontology.source_sha256()
-                && a.embedding_provider == embedder.provider()
-                && a.embedding_model == embedder.model_id()
-                && a.dimensions == embedder.dimensions()
-        });
+    let incarnations = Incarnations::of(store, &collection)?;
+    if let Some((live, artifact, count)) = incarnations.live() {
+        let same = artifact.source_sha256 == ontology.source_sha256()
+            && artifact.embedding_provider == embedder.provider()
+            && artifact.embedding_model == embedder.model_id()
+            && artifact.dimensions == embedder.dimensions();
         if same && !options.force {
+            report.collection = live.to_string();
             report.skipped = true;
-            report.entries = info.count;
+            report.entries = *count;
             return Ok(report);
         }
-        tracing::info!(%collection, "replacing the existing collection");
-        store.drop_collection(&collection)?;
     }
-    // A second writer is refused here, before any text is embedded.
     store.lock_for_writing()?;
+    // Leftovers of interrupted builds; the live build keeps serving until
+    // the new one is finished.
+    for name in incarnations.unfinished() {
+        tracing::info!(collection = %name, "removing an unfinished build");
+        store.drop_collection(name)?;
+    }
+    let collection = incarnations.free_name(&collection);
+    report.collection = collection.clone();
 
     let entries: Vec<(String, &str, Metadata)> =
         live.iter().flat_map(|t| term_entries(t)).collect();
@@ -232,6 +241,13 @@ pub fn build_collection(
     artifact.write_into(&mut metadata);
     store.set_collection_metadata(&collection, metadata)?;
     store.flush()?;
+    // The new build is live from the artifact on; the builds it replaces go.
+    for (name, _, _) in &incarnations.finished {
+        tracing::info!(collection = %name, replaced_by = %collection, "removing the replaced build");
+        if let Err(e) = store.drop_collection(name) {
+            tracing::warn!(collection = %name, error = %e, "could not remove the replaced build; the next build will");
+        }
+    }
     report.entries = entries.len();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -244,6 +260,63 @@ pub fn build_collection(
 /// # Errors
 /// [`Error::CollectionUnavailable`] when the collection is unfinished or was
 /// built from another source or embedder; store and embedding failures.
+/// The builds of one collection base name in a store: finished ones (with
+/// an artifact) and unfinished ones.
+#[derive(Debug)]
+struct Incarnations {
+    finished: Vec<(String, Artifact, usize)>,
+    unfinished: Vec<String>,
+}
+
+impl Incarnations {
+    fn of(store: &dyn VectorStore, base: &str) -> Result<Incarnations> {
+        let mut out = Incarnations {
+            finished: Vec::new(),
+            unfinished: Vec::new(),
+        };
+        for name in store.list_collections()? {
+            if name != base && split_incarnation(&name).0 != base {
+                continue;
+            }
+            let info = store.collection_info(&name)?;
+            match Artifact::from_metadata(&info.metadata) {
+                Some(a) => out.finished.push((name, a, info.count)),
+                None => out.unfinished.push(name),
+            }
+        }
+        // Newest last: by build time, then name.
+        out.finished
+            .sort_by(|a, b| (&a.1.built_at, &a.0).cmp(&(&b.1.built_at, &b.0)));
+        Ok(out)
+    }
+
+    /// The build searches answer from: the newest finished one.
+    fn live(&self) -> Option<&(String, Artifact, usize)> {
+        self.finished.last()
+    }
+
+    fn unfinished(&self) -> impl Iterator<Item = &str> {
+        self.unfinished.iter().map(String::as_str)
+    }
+
+    /// The first incarnation name of `base` no finished build holds.
+    fn free_name(&self, base: &str) -> String {
+        (0..)
+            .map(|n| incarnation_name(base, n))
+            .find(|name| !self.finished.iter().any(|(f, _, _)| f == name))
+            .unwrap_or_else(|| base.to_string())
+    }
+}
+
+/// The live (newest finished) build of `ontology` in `store`, if any: the
+/// collection [`refit_matcher`] and searches use.
+pub fn live_collection(store: &dyn VectorStore, ontology: &Ontology) -> Result<Option<String>> {
+    let base = collection_name(ontology)?;
+    Ok(Incarnations::of(store, &base)?
+        .live()
+        .map(|(n, _, _)| n.clone()))
+}
+
 pub fn refit_matcher(
     ontology: &Ontology,
     embedder: &dyn Embedder,
@@ -314,4 +387,96 @@ fn write_entries(
         progress.advance(batch.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testing::HashingEmbedder;
+    use crate::{FlatStore, SearchService};
+
+    fn fixture() -> Ontology {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mini_cl.obo");
+        Ontology::load(path).expect("fixture")
+    }
+
+    fn build(store: &FlatStore, o: &Ontology, force: bool, cancel: bool) -> Result<BuildReport> {
+        let options = BuildOptions {
+            force,
+            fit: None,
+            ..BuildOptions::default()
+        };
+        build_collection(
+            o,
+            &HashingEmbedder::new(32),
+            store,
+            &options,
+            &NoProgress,
+            &AtomicBool::new(cancel),
+        )
+    }
+
+    fn names(store: &FlatStore) -> Vec<String> {
+        let mut n = store.list_collections().expect("list");
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_rebuild_is_written_beside_the_live_build_and_replaces_it_when_finished() {
+        let store = Arc::new(FlatStore::new());
+        let o = fixture();
+        let base = collection_name(&o).expect("name");
+        let first = build(&store, &o, false, false).expect("build");
+        assert_eq!(first.collection, base);
+        let again = build(&store, &o, false, false).expect("no-op");
+        assert!(again.skipped);
+        assert_eq!(again.collection, base);
+
+        let second = build(&store, &o, true, false).expect("rebuild");
+        let r1 = incarnation_name(&base, 1);
+        assert_eq!(second.collection, r1);
+        assert_eq!(names(&store), vec![r1.clone()]);
+        let service = SearchService::new(store.clone(), Arc::new(HashingEmbedder::new(32)));
+        assert_eq!(service.resolve_collection("cl").expect("alias").name, r1);
+        // The name of the replaced build pins its rebuild.
+        assert_eq!(service.resolve_collection(&base).expect("pin").name, r1);
+        assert_eq!(
+            live_collection(store.as_ref(), &o).expect("live"),
+            Some(r1.clone())
+        );
+
+        // The next rebuild takes the free name again.
+        let third = build(&store, &o, true, false).expect("rebuild");
+        assert_eq!(third.collection, base);
+        assert_eq!(names(&store), vec![base.clone()]);
+    }
+
+    #[test]
+    fn an_interrupted_rebuild_leaves_the_live_build_serving() {
+        let store = Arc::new(FlatStore::new());
+        let o = fixture();
+        let base = collection_name(&o).expect("name");
+        build(&store, &o, false, false).expect("build");
+        let e = build(&store, &o, true, true).expect_err("interrupted");
+        assert!(matches!(e, Error::Interrupted), "{e:?}");
+        assert_eq!(names(&store), vec![base.clone()]);
+        let service = SearchService::new(store.clone(), Arc::new(HashingEmbedder::new(32)));
+        assert_eq!(service.resolve_collection("cl").expect("alias").name, base);
+
+        // A build killed mid-way leaves an unfinished incarnation: ignored by
+        // search, removed by the next build.
+        let leftover = incarnation_name(&base, 1);
+        store
+            .upsert(&leftover, &[Record::new("x", vec![1.0; 32])])
+            .expect("upsert");
+        assert_eq!(service.resolve_collection("cl").expect("alias").name, base);
+        let report = build(&store, &o, true, false).expect("rebuild");
+        assert_eq!(report.collection, leftover);
+        assert_eq!(names(&store), vec![leftover.clone()]);
+        assert!(store.count(&leftover).expect("count") > 10);
+    }
 }

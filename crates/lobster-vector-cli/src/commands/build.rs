@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use lobster_vector::build::collection_name;
+use lobster_vector::build::live_collection;
 use lobster_vector::build::{build_collection, refit_matcher, BuildOptions, BuildReport};
 use lobster_vector::matcher::{FitOptions, FitReport};
 
@@ -50,7 +50,13 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     if args.refit {
         let mut reports = Vec::new();
         for o in &sources {
-            let name = collection_name(o)?;
+            let name = live_collection(store.as_ref(), o)?.with_context(|| {
+                format!(
+                    "no finished build of {} {} to refit; build it first",
+                    o.name(),
+                    o.version()
+                )
+            })?;
             let report = refit_matcher(o, embedder.as_ref(), store.as_ref(), &name, &fit)
                 .with_context(|| format!("fitting the matcher of {name}"))?;
             if !args.json {

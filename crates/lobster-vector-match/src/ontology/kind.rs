@@ -89,7 +89,10 @@ impl OntologyKind {
     /// into its kind and version part (e.g. `("v2026_03_26")`). `None` when the
     /// name does not start with a kind's name and `_`, or the rest is empty or
     /// holds characters outside `[a-z0-9_]`.
+    /// A rebuild's [incarnation](split_incarnation) suffix is not part of the
+    /// version.
     pub fn parse_collection_name(name: &str) -> Option<(OntologyKind, String)> {
+        let (name, _) = split_incarnation(name);
         Self::ALL.into_iter().find_map(|kind| {
             let rest = name.strip_prefix(kind.name())?.strip_prefix('_')?;
             let valid = !rest.is_empty()
@@ -154,6 +157,34 @@ fn version_part(version: &str) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// The name of a collection's `n`th rebuild: `<base>__r<n>` (`n` ≥ 1), or
+/// `base` itself for `n` = 0. A rebuild is written under a free incarnation
+/// name beside the live one, so searches keep answering from the old build
+/// until the new one is finished.
+pub fn incarnation_name(base: &str, n: u32) -> String {
+    match n {
+        0 => base.to_string(),
+        n => format!("{base}__r{n}"),
+    }
+}
+
+/// Splits a collection name into its base and incarnation number (0 when it
+/// has no `__r<n>` suffix); the inverse of [`incarnation_name`].
+pub fn split_incarnation(name: &str) -> (&str, u32) {
+    if let Some((base, n)) = name.rsplit_once("__r") {
+        if !base.is_empty()
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && !n.starts_with('0')
+        {
+            if let Ok(n) = n.parse::<u32>() {
+                return (base, n);
+            }
+        }
+    }
+    (name, 0)
 }
 
 /// Compares two version strings in natural order: both are split into runs

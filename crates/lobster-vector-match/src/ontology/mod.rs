@@ -30,7 +30,7 @@ mod obo;
 mod report;
 mod source;
 
-pub use kind::{compare_versions, OntologyKind};
+pub use kind::{compare_versions, incarnation_name, split_incarnation, OntologyKind};
 pub use library::OntologyLibrary;
 pub use model::{canonical_term_id, Ontology, Redirect, Synonym, SynonymScope, Term};
 pub use normalize::{normalize_label, EntryKind, ExactIndex, ExactMatch};

@@ -14,7 +14,9 @@ use rayon::prelude::*;
 use crate::curation::{CuratedSet, CuratedTarget};
 use crate::matcher::{CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL, MODEL_KEY};
 use crate::ontology::graph::Graph;
-use crate::ontology::{EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term};
+use crate::ontology::{
+    split_incarnation, EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term,
+};
 use crate::{
     validate, Artifact, Embedder, Error, Hit, Metadata, Metric, Reranker, Result, VectorStore,
 };
@@ -242,8 +244,9 @@ impl SearchService {
 
     /// Picks the collection for an ontology name, alias or exact collection name.
     ///
-    /// An exact collection name pins it; an alias resolves to the newest
-    /// finished build (one whose artifact has been written).
+    /// An exact collection name pins it (and, once a rebuild replaced it, its
+    /// rebuild); an alias resolves to the newest finished build (one whose
+    /// artifact has been written): newest version, then newest build.
     pub fn resolve_collection(&self, ontology_or_collection: &str) -> Result<ResolvedCollection> {
         let finished = |name: &str| -> Result<Option<(Artifact, Option<Arc<MatcherModel>>)>> {
             let metadata = self.store.collection_info(name)?.metadata;
@@ -270,27 +273,52 @@ impl SearchService {
                 }),
             };
         }
-        let kind = OntologyKind::from_alias(ontology_or_collection)?;
-        let mut candidates: Vec<(String, String)> = self
-            .store
-            .list_collections()?
-            .into_iter()
-            .filter_map(|n| match OntologyKind::parse_collection_name(&n) {
-                Some((k, version)) if k == kind => Some((version, n)),
-                _ => None,
+        let names = self.store.list_collections()?;
+        // The newest finished build among `candidates`: by version, then build time.
+        let newest = |candidates: Vec<&String>| -> Result<Option<ResolvedCollection>> {
+            let mut best: Option<(String, ResolvedCollection)> = None;
+            for name in candidates {
+                let Some((artifact, matcher)) = finished(name)? else {
+                    continue;
+                };
+                let version = OntologyKind::parse_collection_name(name)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let newer = best.as_ref().is_none_or(|(v, r)| {
+                    crate::ontology::compare_versions(&version, v)
+                        .then_with(|| artifact.built_at.cmp(&r.artifact.built_at))
+                        .then_with(|| name.cmp(&r.name))
+                        .is_gt()
+                });
+                if newer {
+                    let resolved = ResolvedCollection {
+                        name: name.clone(),
+                        artifact,
+                        matcher,
+                    };
+                    best = Some((version, resolved));
+                }
+            }
+            Ok(best.map(|(_, r)| r))
+        };
+        // A collection name whose build was replaced by a rebuild pins the
+        // rebuild (its incarnation).
+        let rebuilt: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                split_incarnation(n).0 == ontology_or_collection
+                    && n.as_str() != ontology_or_collection
             })
             .collect();
-        candidates.sort();
-        while let Some((_, name)) = candidates.pop() {
-            if let Some((artifact, matcher)) = finished(&name)? {
-                return Ok(ResolvedCollection {
-                    name,
-                    artifact,
-                    matcher,
-                });
-            }
+        if let Some(r) = newest(rebuilt)? {
+            return Ok(r);
         }
-        Err(Error::NoCollection {
+        let kind = OntologyKind::from_alias(ontology_or_collection)?;
+        let of_kind: Vec<&String> = names
+            .iter()
+            .filter(|n| OntologyKind::parse_collection_name(n).is_some_and(|(k, _)| k == kind))
+            .collect();
+        newest(of_kind)?.ok_or_else(|| Error::NoCollection {
             ontology: kind.name().to_string(),
         })
     }
@@ -346,13 +374,31 @@ impl SearchService {
         options: &MatchOptions,
     ) -> Result<Vec<Vec<OntologyMatch>>> {
         crate::embedder::check_texts(terms)?;
-        let k = options.k;
         let resolved = self.resolve_collection(ontology)?;
+        match self.match_in(&resolved, terms, options) {
+            // A rebuild replaced the build between resolving and searching:
+            // answer from the new one.
+            Err(Error::CollectionNotFound { name }) if name == resolved.name => {
+                let again = self.resolve_collection(ontology)?;
+                self.match_in(&again, terms, options)
+            }
+            result => result,
+        }
+    }
+
+    /// [`match_ontology_batch_with`](Self::match_ontology_batch_with) in one resolved collection.
+    fn match_in(
+        &self,
+        resolved: &ResolvedCollection,
+        terms: &[&str],
+        options: &MatchOptions,
+    ) -> Result<Vec<Vec<OntologyMatch>>> {
+        let k = options.k;
         let embedder = self.embedder()?;
         resolved
             .artifact
             .check_embedder(&resolved.name, embedder.as_ref())?;
-        let onto = self.ontology_of(&resolved)?;
+        let onto = self.ontology_of(resolved)?;
         if onto.is_none() {
             tracing::warn!(
                 collection = %resolved.name,
@@ -400,10 +446,10 @@ impl SearchService {
                 let mut rows = match &onto {
                     Some(o) => {
                         let mut rows = match &self.curated {
-                            Some(c) => curated_rows(o, c, term, &resolved),
+                            Some(c) => curated_rows(o, c, term, resolved),
                             None => Vec::new(),
                         };
-                        rows.extend(exact_rows(o, term, &resolved));
+                        rows.extend(exact_rows(o, term, resolved));
                         let mut seen = HashSet::new();
                         rows.retain(|r| seen.insert(r.ontology_id.clone()));
                         rows
@@ -421,10 +467,10 @@ impl SearchService {
                 }
                 let seen: HashSet<String> = rows.iter().map(|r| r.ontology_id.clone()).collect();
                 let ranked = match &onto {
-                    Some(o) => ranked_rows(o, &resolved, term, &hits, &|id| {
+                    Some(o) => ranked_rows(o, resolved, term, &hits, &|id| {
                         keep(id) && !seen.contains(id)
                     }),
-                    None => dense_rows(hits, &resolved, &|id| keep(id) && !seen.contains(id)),
+                    None => dense_rows(hits, resolved, &|id| keep(id) && !seen.contains(id)),
                 };
                 rows.extend(ranked);
                 if let Some(reranker) = &self.reranker {
