@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod embedder;
 mod error;
 pub mod flat;
+pub mod lock;
 pub mod metric;
 pub mod reranker;
 pub mod store;

@@ -253,13 +253,6 @@ pub fn build_collection(
     Ok(report)
 }
 
-/// Fits the matcher of a finished collection again from `ontology` (the
-/// source it was built from, checked by SHA-256) without re-embedding, and
-/// stores it with the collection.
-///
-/// # Errors
-/// [`Error::CollectionUnavailable`] when the collection is unfinished or was
-/// built from another source or embedder; store and embedding failures.
 /// The builds of one collection base name in a store: finished ones (with
 /// an artifact) and unfinished ones.
 #[derive(Debug)]
@@ -317,6 +310,13 @@ pub fn live_collection(store: &dyn VectorStore, ontology: &Ontology) -> Result<O
         .map(|(n, _, _)| n.clone()))
 }
 
+/// Fits the matcher of a finished collection again from `ontology` (the
+/// source it was built from, checked by SHA-256) without re-embedding, and
+/// stores it with the collection.
+///
+/// # Errors
+/// [`Error::CollectionUnavailable`] when the collection is unfinished or was
+/// built from another source or embedder; store and embedding failures.
 pub fn refit_matcher(
     ontology: &Ontology,
     embedder: &dyn Embedder,

@@ -115,7 +115,6 @@
 mod error;
 mod hnsw;
 mod index;
-mod lock;
 mod maintenance;
 mod options;
 mod pool;

@@ -18,7 +18,7 @@ use crate::index::{self, LiveIndex, LoadFailure, Slot};
 use crate::options::SqliteOptions;
 use crate::pool::Pool;
 use crate::schema::{self, decode, encode, key, CollRow, NOW};
-use crate::{lock, BACKEND, DB_FILE, INDEX_DIR, LOCK_FILE};
+use crate::{BACKEND, DB_FILE, INDEX_DIR, LOCK_FILE};
 
 /// Rows fetched per query while rebuilding or replaying an index.
 const REPLAY_BATCH: usize = 8_192;
@@ -235,7 +235,11 @@ impl SqliteStore {
         };
         let mut g = w.lock().unwrap_or_else(PoisonError::into_inner);
         if g.lock.is_none() {
-            let file = lock::acquire(&self.paths.dir, &self.paths.lock, self.options.lock_timeout)?;
+            let file = lobster_vector_core::lock::acquire(
+                &self.paths.dir,
+                &self.paths.lock,
+                self.options.lock_timeout,
+            )?;
             g.lock = Some(file);
             tracing::debug!(path = %self.paths.dir.display(), "took the store's write lock");
             self.sweep_temp_files();

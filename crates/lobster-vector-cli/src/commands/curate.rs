@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use lobster_vector::curation::{
     remap as remap_set, review, CuratedMapping, CuratedSet, MappingSet, ObjectChange,
 };
-use lobster_vector::ontology::OntologyKind;
+use lobster_vector::ontology::{Ontology, OntologyKind};
 use serde_json::json;
 
 use super::Ctx;
@@ -163,28 +163,30 @@ fn list(ctx: &Ctx, args: &CurateListArgs) -> Result<()> {
 }
 
 /// Warns about the curated mappings that point to obsolete or absent terms
-/// in the newest releases available.
-pub(super) fn report_stale(ctx: &Ctx, set: &CuratedSet) {
+/// in the newest release of each ontology they name.
+fn report_stale(ctx: &Ctx, set: &CuratedSet) {
     let library = ctx.ontologies();
     for kind in OntologyKind::ALL {
-        if !set
+        let named = set
             .iter()
-            .any(|m| m.prefix().eq_ignore_ascii_case(kind.source_prefix()))
-        {
-            continue;
+            .any(|m| m.prefix().eq_ignore_ascii_case(kind.source_prefix()));
+        if let Some(o) = named.then(|| library.newest(kind).ok()).flatten() {
+            warn_stale(set, &o);
         }
-        let Ok(o) = library.newest(kind) else {
-            continue;
+    }
+}
+
+/// Warns about the curated mappings of `o`'s ontology that point to an
+/// obsolete or absent term in `o`.
+pub(super) fn warn_stale(set: &CuratedSet, o: &Ontology) {
+    for (m, change) in set.check(o) {
+        let what = match &change {
+            ObjectChange::Replaced { replaced_by, .. } => {
+                format!("is obsolete; answered as its replacement {replaced_by}")
+            }
+            other => format!("is {} in {}; it is not used", other.as_str(), o.version()),
         };
-        for (m, change) in set.check(&o) {
-            let what = match &change {
-                ObjectChange::Replaced { replaced_by, .. } => {
-                    format!("is obsolete; answered as its replacement {replaced_by}")
-                }
-                other => format!("is {} in {}; it is not used", other.as_str(), o.version()),
-            };
-            tracing::warn!("curated `{}` -> {} {what}", m.subject_label, m.object_id);
-        }
+        tracing::warn!("curated `{}` -> {} {what}", m.subject_label, m.object_id);
     }
 }
 

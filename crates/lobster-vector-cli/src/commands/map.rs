@@ -149,7 +149,6 @@ fn curated(ctx: &Ctx, args: &MapArgs) -> Result<CuratedSet> {
     if let Some(path) = &args.curated {
         set.extend(CuratedSet::load(path)?);
     }
-    super::curate::report_stale(ctx, &set);
     Ok(set)
 }
 
@@ -164,16 +163,20 @@ pub fn run(ctx: &Ctx, args: &MapArgs) -> Result<()> {
         .collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let curated = curated(ctx, args)?;
+    let curated = Arc::new(curated(ctx, args)?);
     let service = ctx
         .search_service(super::StoreAccess::Existing)?
-        .with_curated(Some(Arc::new(curated)));
+        .with_curated(Some(curated.clone()));
     let options = MatchOptions {
         k: args.candidates as usize,
         within: args.within.clone(),
     };
     // Resolve (and fail closed) before any work.
     let resolved = service.resolve_collection(&args.ontology)?;
+    // Against the release the collection was built from (loaded once, for matching too).
+    if let Some(o) = service.ontology_of(&resolved)? {
+        super::curate::warn_stale(&curated, &o);
+    }
     let progress = Progress::new(ctx.global.quiet);
     progress.begin(&format!("mapping to {}", resolved.name), distinct.len());
     // The rows of each distinct value, best first.

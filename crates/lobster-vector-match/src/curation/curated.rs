@@ -329,15 +329,21 @@ impl CuratedSet {
         ontology: &'o Ontology,
     ) -> std::result::Result<CuratedTarget<'o>, ObjectChange> {
         let change = object_change(ontology, &mapping.object_id, None);
-        let live = change
-            .live_id(&mapping.object_id)
-            .and_then(|id| ontology.get(id));
-        match (ontology.get(&mapping.object_id), live) {
-            (Some(t), Some(live)) if !t.deprecated => Ok(CuratedTarget::Live(live)),
-            (Some(obsolete), Some(replacement)) => Ok(CuratedTarget::Redirected {
-                obsolete,
-                replacement,
-            }),
+        let term = ontology.get(&mapping.object_id);
+        match (&change, term) {
+            (ObjectChange::Unchanged | ObjectChange::LabelChanged { .. }, Some(t)) => {
+                Ok(CuratedTarget::Live(t))
+            }
+            (ObjectChange::Replaced { replaced_by, .. }, Some(obsolete)) => {
+                match ontology.get(replaced_by) {
+                    Some(replacement) => Ok(CuratedTarget::Redirected {
+                        obsolete,
+                        replacement,
+                    }),
+                    // Replaced by a term of another ontology.
+                    None => Err(change),
+                }
+            }
             _ => Err(change),
         }
     }

@@ -63,14 +63,11 @@ pub struct SetInfo {
 impl SetInfo {
     /// The info of a set of mappings into `resolved`, dated today.
     pub fn for_collection(resolved: &ResolvedCollection, license: &str) -> SetInfo {
-        let prefix = OntologyKind::parse_collection_name(&resolved.name)
-            .map(|(kind, _)| kind.source_prefix().to_string())
-            .or_else(|| {
-                OntologyKind::from_alias(&resolved.artifact.ontology)
-                    .ok()
-                    .map(|k| k.source_prefix().to_string())
-            })
-            .unwrap_or_else(|| resolved.artifact.ontology.to_ascii_uppercase());
+        // The artifact names the ontology (`cell_ontology`); its ids' prefix is the kind's.
+        let prefix = OntologyKind::from_alias(&resolved.artifact.ontology).map_or_else(
+            |_| resolved.artifact.ontology.to_ascii_uppercase(),
+            |k| k.source_prefix().to_string(),
+        );
         SetInfo {
             prefix,
             ontology_version: resolved.artifact.source_version.clone(),

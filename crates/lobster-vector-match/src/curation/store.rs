@@ -1,12 +1,9 @@
 //! The persistent curated set of a store: one SSSOM/TSV file, changed under
 //! an exclusive lock and replaced atomically.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use fs4::TryLockError;
+use std::time::Duration;
 
 use super::CuratedSet;
 use crate::{Error, Result};
@@ -52,35 +49,10 @@ impl CuratedStore {
     /// interrupted update leaves the previous file whole. `change` failing
     /// writes nothing.
     pub fn update<T>(&self, change: impl FnOnce(&mut CuratedSet) -> Result<T>) -> Result<T> {
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = parent_dir(&self.path);
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         let lock_path = self.path.with_extension("tsv.lock");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io("cannot open", &lock_path, e))?;
-        let deadline = Instant::now() + LOCK_TIMEOUT;
-        loop {
-            match fs4::FileExt::try_lock(&lock) {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::StoreLocked {
-                        path: self.path.clone(),
-                    })
-                }
-                Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", &lock_path, e)),
-            }
-        }
+        let _lock = lobster_vector_core::lock::acquire(&self.path, &lock_path, LOCK_TIMEOUT)?;
         let mut set = self.load()?;
         let out = change(&mut set)?;
         let text = set.to_sssom(&self.mapping_set_id()).to_tsv()?;
@@ -89,12 +61,16 @@ impl CuratedStore {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes `bytes` to `path` through a temporary file beside it and a rename.
 pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

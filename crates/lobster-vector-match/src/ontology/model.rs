@@ -412,30 +412,20 @@ impl Ontology {
 /// Anything else is returned as given.
 pub fn canonical_term_id(raw: &str) -> std::borrow::Cow<'_, str> {
     use std::borrow::Cow;
-    let s = raw.trim();
-    let local = s
-        .strip_prefix("http://purl.obolibrary.org/obo/")
-        .or_else(|| s.strip_prefix("https://purl.obolibrary.org/obo/"))
-        .unwrap_or(s);
-    let split = local.split_once(':').or_else(|| {
-        local
-            .split_once('_')
-            .filter(|(_, rest)| !rest.contains(':'))
-    });
-    match split {
-        Some((prefix, rest)) if !rest.is_empty() => {
-            match super::OntologyKind::from_source_prefix(prefix) {
-                Some(kind) => {
-                    let id = format!("{}:{rest}", kind.source_prefix());
-                    if id == raw {
-                        Cow::Borrowed(raw)
-                    } else {
-                        Cow::Owned(id)
-                    }
-                }
-                None => Cow::Borrowed(raw),
-            }
-        }
+    // `normalize_id` trims and rewrites the PURL; this adds `CL_…` and the prefix case.
+    let Some(id) = normalize_id(raw) else {
+        return Cow::Borrowed(raw);
+    };
+    let split = id
+        .split_once(':')
+        .or_else(|| id.split_once('_').filter(|(_, rest)| !rest.contains(':')));
+    let canonical = match split {
+        Some((prefix, rest)) if !rest.is_empty() => super::OntologyKind::from_source_prefix(prefix)
+            .map(|kind| format!("{}:{rest}", kind.source_prefix())),
+        _ => None,
+    };
+    match canonical {
+        Some(c) if c != raw => Cow::Owned(c),
         _ => Cow::Borrowed(raw),
     }
 }

@@ -248,25 +248,30 @@ impl SearchService {
     /// rebuild); an alias resolves to the newest finished build (one whose
     /// artifact has been written): newest version, then newest build.
     pub fn resolve_collection(&self, ontology_or_collection: &str) -> Result<ResolvedCollection> {
-        let finished = |name: &str| -> Result<Option<(Artifact, Option<Arc<MatcherModel>>)>> {
+        // A finished build's artifact and metadata (`None`: unfinished).
+        let finished = |name: &str| -> Result<Option<(Artifact, Metadata)>> {
             let metadata = self.store.collection_info(name)?.metadata;
+            Ok(Artifact::from_metadata(&metadata).map(|a| (a, metadata)))
+        };
+        // The matcher is read only for the build chosen.
+        let resolved = |name: String, artifact: Artifact, metadata: &Metadata| {
             let matcher = metadata
                 .get(MODEL_KEY)
                 .and_then(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok())
                 .filter(MatcherModel::is_compatible)
                 .map(Arc::new);
-            Ok(Artifact::from_metadata(&metadata).map(|a| (a, matcher)))
+            ResolvedCollection {
+                name,
+                artifact,
+                matcher,
+            }
         };
         if validate::collection_name(ontology_or_collection).is_ok()
             && self.store.has_collection(ontology_or_collection)?
         {
             let name = ontology_or_collection.to_string();
             return match finished(&name)? {
-                Some((artifact, matcher)) => Ok(ResolvedCollection {
-                    name,
-                    artifact,
-                    matcher,
-                }),
+                Some((artifact, metadata)) => Ok(resolved(name, artifact, &metadata)),
                 None => Err(Error::CollectionUnavailable {
                     collection: name,
                     reason: "its build did not finish (no artifact); rebuild it with `lobster-vector build --force`".into(),
@@ -276,30 +281,26 @@ impl SearchService {
         let names = self.store.list_collections()?;
         // The newest finished build among `candidates`: by version, then build time.
         let newest = |candidates: Vec<&String>| -> Result<Option<ResolvedCollection>> {
-            let mut best: Option<(String, ResolvedCollection)> = None;
+            let mut best: Option<(String, &String, Artifact, Metadata)> = None;
             for name in candidates {
-                let Some((artifact, matcher)) = finished(name)? else {
+                let Some((artifact, metadata)) = finished(name)? else {
                     continue;
                 };
                 let version = OntologyKind::parse_collection_name(name)
                     .map(|(_, v)| v)
                     .unwrap_or_default();
-                let newer = best.as_ref().is_none_or(|(v, r)| {
+                let newer = best.as_ref().is_none_or(|(v, n, a, _)| {
                     crate::ontology::compare_versions(&version, v)
-                        .then_with(|| artifact.built_at.cmp(&r.artifact.built_at))
-                        .then_with(|| name.cmp(&r.name))
+                        .then_with(|| artifact.built_at.cmp(&a.built_at))
+                        .then_with(|| name.cmp(n))
                         .is_gt()
                 });
                 if newer {
-                    let resolved = ResolvedCollection {
-                        name: name.clone(),
-                        artifact,
-                        matcher,
-                    };
-                    best = Some((version, resolved));
+                    best = Some((version, name, artifact, metadata));
                 }
             }
-            Ok(best.map(|(_, r)| r))
+            Ok(best
+                .map(|(_, name, artifact, metadata)| resolved(name.clone(), artifact, &metadata)))
         };
         // A collection name whose build was replaced by a rebuild pins the
         // rebuild (its incarnation).

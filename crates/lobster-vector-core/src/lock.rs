@@ -1,17 +1,20 @@
-//! The cross-process write lock: an exclusive `flock` on `<dir>/write.lock`.
+//! Cross-process write locks: an exclusive `flock` on a lock file, shared
+//! by the local store (`<dir>/write.lock`) and the curated-mapping file.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::{Error, Result};
 use fs4::TryLockError;
-use lobster_vector_core::{Error, Result};
 
-/// Takes the exclusive lock, waiting up to `timeout` (zero: fail at once).
+/// Takes the exclusive lock on `lock_path` (created if missing), waiting up
+/// to `timeout` (zero: fail at once); past it, [`Error::StoreLocked`] names
+/// `holder`, what the lock protects.
 ///
 /// The lock is held as long as the returned file is open; the kernel releases
 /// it when the process dies, so a crashed writer never leaves a stale lock.
-pub(crate) fn acquire(dir: &Path, lock_path: &Path, timeout: Duration) -> Result<File> {
+pub fn acquire(holder: &Path, lock_path: &Path, timeout: Duration) -> Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -27,7 +30,7 @@ pub(crate) fn acquire(dir: &Path, lock_path: &Path, timeout: Duration) -> Result
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(Error::StoreLocked {
-                        path: dir.to_path_buf(),
+                        path: holder.to_path_buf(),
                     });
                 }
                 std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
