@@ -22,8 +22,38 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 let _ = writeln!(stderr, "  caused by: {cause}");
             }
+            if let Some(hint) = hint(&err) {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What to do next about `err`, where its text alone does not say.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    use lobster_vector::Error;
+    let e = err.chain().find_map(|c| c.downcast_ref::<Error>())?;
+    match e {
+        Error::OntologySourceMissing { .. } => Some(
+            "fetch the ontology sources with `bash scripts/setup.sh`, or pass --source FILE".into(),
+        ),
+        Error::Io { path, source, .. }
+            if source.kind() == std::io::ErrorKind::InvalidData
+                && path.file_name()
+                    == Some(std::ffi::OsStr::new(lobster_vector::local::DB_FILE)) =>
+        {
+            Some(format!(
+                "the store database is damaged: `lobster-vector store check` reports what it can \
+                 still read; restore `{}` from a backup (`lobster-vector store backup DIR` makes \
+                 one), or move it away and build the collections again",
+                path.display()
+            ))
+        }
+        Error::ReadOnly { .. } => {
+            Some("run the command as a user who can write the store directory and its files".into())
+        }
+        _ => None,
     }
 }
 

@@ -1,11 +1,15 @@
 //! The whole service on each persistent backend, through the binary: `build`
 //! a small Cell Ontology source with the real MiniLM model, then `search` and
 //! `map` in later processes, and the answers equal the `local` store's.
+//! A build into PostgreSQL killed with SIGKILL leaves the previous build
+//! serving, and the next build finishes.
 //! Skips without the model (or, for pgvector, without `LOBSTER_PGVECTOR_URL`);
 //! fails instead when LOBSTER_TEST_REQUIRE_SERVICES=1.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use lobster_vector_core::testing::service_unavailable;
 use serde_json::Value;
@@ -14,7 +18,11 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../lobster-vector-match/tests/fixtures/mini_cl.obo")
 }
 
-fn run(backend: &str, env: &[(&str, &Path)], args: &[&str]) -> Output {
+/// The pgvector tests build the same collection names in the one test
+/// database: one at a time.
+static PG: Mutex<()> = Mutex::new(());
+
+fn command(backend: &str, env: &[(&str, &Path)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lobster-vector"));
     cmd.args(args)
         .env("LOBSTER_VECTOR_BACKEND", backend)
@@ -23,7 +31,13 @@ fn run(backend: &str, env: &[(&str, &Path)], args: &[&str]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run lobster-vector")
+    cmd
+}
+
+fn run(backend: &str, env: &[(&str, &Path)], args: &[&str]) -> Output {
+    command(backend, env, args)
+        .output()
+        .expect("run lobster-vector")
 }
 
 fn ok_json(out: &Output) -> Value {
@@ -165,9 +179,110 @@ fn pgvector_builds_searches_and_maps_like_local() {
     if !model_available() {
         return;
     }
-    if std::env::var("LOBSTER_PGVECTOR_URL").map_or(true, |u| u.is_empty()) {
-        service_unavailable::<()>("PostgreSQL (LOBSTER_PGVECTOR_URL)");
+    if !pg_available() {
         return;
     }
+    let _one = PG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     compare_with_local("pgvector", &[]);
+}
+
+fn pg_available() -> bool {
+    if std::env::var("LOBSTER_PGVECTOR_URL").map_or(true, |u| u.is_empty()) {
+        service_unavailable::<()>("PostgreSQL (LOBSTER_PGVECTOR_URL)");
+        return false;
+    }
+    true
+}
+
+/// The best concept for "killer T lymphocyte" on pgvector, or the failure.
+fn pg_top_answer() -> Result<String, String> {
+    let out = run(
+        "pgvector",
+        &[],
+        &[
+            "search",
+            "killer T lymphocyte",
+            "-o",
+            "cl",
+            "-k",
+            "1",
+            "--json",
+            "-q",
+        ],
+    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    v["results"]["cell_ontology"][0]["ontology_id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| v.to_string())
+}
+
+/// The cell-ontology builds pgvector lists, and how many are unfinished.
+fn pg_cl_builds() -> (usize, usize) {
+    let v = ok_json(&run("pgvector", &[], &["collections", "--json", "-q"]));
+    let rows: Vec<&Value> = v["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .filter(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("cell_ontology"))
+        })
+        .collect();
+    let partial = rows.iter().filter(|c| c["artifact"].is_null()).count();
+    (rows.len(), partial)
+}
+
+#[test]
+fn a_pgvector_build_killed_mid_write_leaves_the_old_build_serving() {
+    if !model_available() || !pg_available() {
+        return;
+    }
+    let _one = PG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let source = fixture();
+    let source = source.to_str().expect("utf-8 path");
+    let build = [
+        "build",
+        "--ontology",
+        "cl",
+        "--source",
+        source,
+        "--force",
+        "-q",
+    ];
+    let started = Instant::now();
+    assert!(run("pgvector", &[], &build).status.success());
+    let span = started.elapsed();
+    let want = pg_top_answer().expect("search after the first build");
+    let slow: Vec<&str> = build.iter().copied().chain(["--batch-size", "1"]).collect();
+    let mut mid_write = 0;
+    for i in 0..12u32 {
+        let mut child = command("pgvector", &[], &slow)
+            .spawn()
+            .expect("spawn build");
+        std::thread::sleep(span.mul_f64(f64::from(2 + i % 6) / 4.0));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            pg_top_answer().as_deref(),
+            Ok(want.as_str()),
+            "search after kill {i}"
+        );
+        if pg_cl_builds().1 > 0 {
+            mid_write += 1;
+        }
+    }
+    assert!(
+        mid_write >= 3,
+        "only {mid_write} of 12 kills left a partial build"
+    );
+    // The rerun finishes and replaces what the kills left.
+    assert!(run("pgvector", &[], &build).status.success());
+    assert_eq!(pg_top_answer().as_deref(), Ok(want.as_str()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(pg_cl_builds(), (1, 0));
 }

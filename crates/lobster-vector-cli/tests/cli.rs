@@ -157,7 +157,7 @@ fn bad_input_is_a_clear_error() {
             ],
             "/nonexistent/MONDO-ontology-v1.json",
         ),
-        (&["search", "heart", "-k", "0"], "0"),
+        (&["search", "heart", "-k", "0"], "0 is not in 1..=1000"),
     ];
     for (args, needle) in cases {
         let out = run(args, &[("LOBSTER_VECTOR_BACKEND", "memory")]);
@@ -700,4 +700,76 @@ fn build_is_refused_up_front_while_another_process_writes() {
     assert!(err.contains("locked by another writer"), "{err}");
     assert!(!err.contains("model"), "{err}");
     drop(holder);
+}
+
+#[test]
+fn bad_ontology_sources_are_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let no_terms = tmp.path().join("empty.obo");
+    std::fs::write(&no_terms, "format-version: 1.4\nontology: cl\n").expect("write");
+    let nul = tmp.path().join("zeros.obo");
+    std::fs::write(&nul, vec![0u8; 8 << 20]).expect("write");
+    let crowded = tmp.path().join("crowded.obo");
+    let mut obo =
+        String::from("format-version: 1.4\nontology: cl\n\n[Term]\nid: CL:0000001\nname: x cell\n");
+    for i in 0..=lobster_vector::ontology::MAX_SYNONYMS_PER_TERM {
+        obo.push_str(&format!("synonym: \"x cell {i}\" EXACT []\n"));
+    }
+    std::fs::write(&crowded, obo).expect("write");
+    let cases = [
+        (&no_terms, "holds no terms"),
+        (&nul, "NUL byte"),
+        (&crowded, "10001 synonyms"),
+    ];
+    for (source, needle) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_lobster-vector"))
+            .args(["build", "--ontology", "cl", "--source"])
+            .arg(source)
+            .env("LOBSTER_VECTOR_BACKEND", "memory")
+            .env("LOBSTER_MINILM_MODEL", tmp.path().join("no-model"))
+            .env_remove("LOBSTER_EMBEDDING_PROVIDER")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{source:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{source:?}: {err}");
+        assert!(
+            !err.contains("does not exist") && !err.contains("model"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_ontology_source_and_a_damaged_database_come_with_what_to_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let assets = tmp.path().join("assets");
+    std::fs::create_dir_all(assets.join("ontologies")).expect("mkdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_lobster-vector"))
+        .args(["build", "--ontology", "mondo"])
+        .env("LOBSTER_VECTOR_BACKEND", "memory")
+        .env("LOBSTER_ASSETS_DIR", &assets)
+        .env_remove("LOBSTER_EMBEDDING_PROVIDER")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("no mondo source file"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("scripts/setup.sh"),
+        "{err}"
+    );
+    assert!(!err.contains("model error"), "{err}");
+
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).expect("mkdir");
+    let garbage: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(store.join("store.sqlite3"), garbage).expect("write");
+    let out = run_local(&store, &["collections"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("store.sqlite3"), "{err}");
+    assert!(err.contains("hint:") && err.contains("backup"), "{err}");
 }

@@ -69,6 +69,14 @@ pub enum Error {
         message: String,
     },
 
+    /// No source file of an ontology in the directories searched.
+    #[error("no {ontology} source file (`{pattern}`) in {searched}")]
+    OntologySourceMissing {
+        ontology: String,
+        pattern: String,
+        searched: String,
+    },
+
     /// A model could not be found or loaded.
     #[error("model error: {message}")]
     Model { message: String },
@@ -85,8 +93,9 @@ pub enum Error {
         variable: String,
     },
 
-    /// A write (or maintenance that writes) was attempted on a store opened read-only.
-    #[error("the store at `{path}` was opened read-only and cannot {action}; open it without the read-only option (and make sure the directory is writable)")]
+    /// A write (or maintenance that writes) was attempted on a store open
+    /// read-only: by option, or because its files cannot be written.
+    #[error("the store at `{path}` is open read-only (by option, or because its files cannot be written) and cannot {action}")]
     ReadOnly { path: PathBuf, action: &'static str },
 
     /// A failure inside a storage engine, HTTP service or runtime.
@@ -109,7 +118,7 @@ pub enum Error {
 pub enum ErrorKind {
     /// The caller's input or configuration is wrong.
     InvalidInput,
-    /// A named collection, ontology build or term does not exist.
+    /// A named collection, ontology build, ontology source or term does not exist.
     NotFound,
     /// The collection exists but cannot answer (another embedder, unfinished build).
     Unavailable,
@@ -157,7 +166,8 @@ impl Error {
             | Error::UnknownOntology { .. } => ErrorKind::InvalidInput,
             Error::CollectionNotFound { .. }
             | Error::NoCollection { .. }
-            | Error::TermNotFound { .. } => ErrorKind::NotFound,
+            | Error::TermNotFound { .. }
+            | Error::OntologySourceMissing { .. } => ErrorKind::NotFound,
             Error::CollectionUnavailable { .. } => ErrorKind::Unavailable,
             Error::NotAvailable { .. } => ErrorKind::NotAvailable,
             Error::StoreLocked { .. } | Error::ReadOnly { .. } => ErrorKind::Locked,

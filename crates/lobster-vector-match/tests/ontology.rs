@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use lobster_vector_core::testing::service_unavailable;
 use lobster_vector_core::{Error, Result};
 use lobster_vector_match::ontology::graph::{Graph, Related};
 use lobster_vector_match::ontology::{
@@ -569,12 +570,19 @@ fn normalisation_cases() {
 // ---------------------------------------------------------------------------
 // Real data (fetched by scripts/setup.sh)
 
+/// The real source `name` from the assets; `None` (skip) without it, a
+/// failure under `LOBSTER_TEST_REQUIRE_SERVICES=1`.
 fn real_file(name: &str) -> Option<PathBuf> {
     let assets = std::env::var_os("LOBSTER_ASSETS_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".lobster/assets")))?;
-    let path = assets.join("ontologies").join(name);
-    path.is_file().then_some(path)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".lobster/assets")));
+    let path = assets.map(|a| a.join("ontologies").join(name));
+    match path {
+        Some(p) if p.is_file() => Some(p),
+        _ => service_unavailable(&format!(
+            "the real ontology source {name} (bash scripts/setup.sh)"
+        )),
+    }
 }
 
 #[test]
@@ -598,7 +606,6 @@ fn real_cellxgene_ontologies() -> Result<()> {
     ];
     for (name, kind, count) in files {
         let Some(path) = real_file(name) else {
-            println!("skipped: {name} not found (run scripts/setup.sh or set LOBSTER_ASSETS_DIR)");
             continue;
         };
         let started = Instant::now();

@@ -1,6 +1,7 @@
 //! The shared `VectorStore` conformance suite against a real PostgreSQL +
 //! pgvector server, on the exact-scan path, through the HNSW index, and with
-//! every batch loaded by binary COPY.
+//! every batch loaded by binary COPY. The store does not list its records
+//! (`read_page` is `NotAvailable`).
 
 mod common;
 
@@ -8,18 +9,27 @@ use lobster_vector_pgvector::PgOptions;
 
 mod exact_scan {
     use super::*;
-    lobster_vector_core::conformance_suite!(optional: common::store(PgOptions::default()));
+    lobster_vector_core::conformance_suite!(
+        optional: common::store(PgOptions::default()),
+        read_page: false
+    );
 }
 
 mod hnsw_index {
     use super::*;
-    lobster_vector_core::conformance_suite!(optional: common::store(common::hnsw_options()));
+    lobster_vector_core::conformance_suite!(
+        optional: common::store(common::hnsw_options()),
+        read_page: false
+    );
 }
 
 mod copy_load {
     use super::*;
-    lobster_vector_core::conformance_suite!(optional: common::store(PgOptions {
-        copy_at_least: 1,
-        ..common::hnsw_options()
-    }));
+    lobster_vector_core::conformance_suite!(
+        optional: common::store(PgOptions {
+            copy_at_least: 1,
+            ..common::hnsw_options()
+        }),
+        read_page: false
+    );
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::RwLock;
 
 use lobster_vector_core::{Error, Result};
@@ -391,8 +392,28 @@ pub(crate) fn save(dir: &Path, name: &str, live: &LiveIndex) -> Result<IndexMeta
     Ok(meta)
 }
 
+/// Name of the lock file, inside the index directory, that every save,
+/// removal and sweep of index files holds.
+const SAVE_LOCK: &str = "save.lock";
+
+/// How long a removal of index files waits for a save in progress.
+const REMOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes the index directory's save lock, waiting up to `wait`; released
+/// when the file is dropped. `Error::StoreLocked` past `wait`.
+pub(crate) fn save_lock(dir: &Path, wait: std::time::Duration) -> Result<File> {
+    lobster_vector_core::lock::acquire(dir, &dir.join(SAVE_LOCK), wait)
+}
+
 /// Removes a collection's index files (missing files are fine).
 pub(crate) fn remove_files(dir: &Path, name: &str) {
+    let _lock = match save_lock(dir, REMOVE_WAIT) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(collection = name, error = %e, "removing index files without the save lock");
+            None
+        }
+    };
     for p in [meta_path(dir, name), index_path(dir, name)] {
         for q in [tmp_path(&p), p] {
             if let Err(e) = fs::remove_file(&q) {
@@ -408,12 +429,15 @@ pub(crate) fn remove_files(dir: &Path, name: &str) {
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub live: RwLock<Option<LiveIndex>>,
+    /// Whether this process warned that it cannot save the rebuilt index.
+    pub warned_unsaved: AtomicBool,
 }
 
 impl Slot {
     pub fn new() -> Self {
         Self {
             live: RwLock::new(None),
+            warned_unsaved: AtomicBool::new(false),
         }
     }
 }

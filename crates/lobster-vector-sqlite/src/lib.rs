@@ -10,6 +10,7 @@
 //! <dir>/store.sqlite3                  SQLite (WAL, synchronous=FULL): collections, records, tombstones
 //! <dir>/index/<collection>.hnsw       HNSW index of the collection (derived, disposable)
 //! <dir>/index/<collection>.hnsw.meta  JSON sidecar: which SQLite state the index file reflects
+//! <dir>/index/save.lock               `flock`ed by whoever writes or removes index files
 //! <dir>/write.lock                     `flock`ed by the one writer process
 //! ```
 //!
@@ -61,8 +62,13 @@
 //! * Index files are saved on
 //!   [`VectorStore::flush`](lobster_vector_core::VectorStore::flush), when the store is dropped,
 //!   after every [`SqliteOptions::autosave_every`] changed vectors, and by
-//!   [`SqliteStore::compact`]. Only the process holding the write lock saves;
-//!   after a save it prunes that collection's tombstones up to the saved `seq`.
+//!   [`SqliteStore::compact`], in the process holding the write lock, which
+//!   then prunes that collection's tombstones up to the saved `seq`. A reader
+//!   that had to rebuild an index (missing, damaged or stale file) saves it
+//!   too, while the collection is unchanged and no other save runs, so the
+//!   next process loads it instead of rebuilding again; it never prunes.
+//!   Every save, removal and sweep of index files holds `index/save.lock`. A
+//!   read-only store never saves: it warns once per collection instead.
 //!
 //! # Opening
 //!
@@ -85,9 +91,12 @@
 //!   `<dir>/write.lock` and keeps it until the store is dropped. A second writer
 //!   waits up to [`SqliteOptions::lock_timeout`] and then gets
 //!   [`Error::StoreLocked`](lobster_vector_core::Error::StoreLocked). Stores
-//!   opened [`read_only`](SqliteOptions::read_only) never take the lock and
-//!   refuse writes. SQLite's `busy_timeout` covers the short locks SQLite itself
-//!   takes (checkpoints, backups).
+//!   opened [`read_only`](SqliteOptions::read_only) never take the lock, create
+//!   no file of their own and refuse writes; their connections open the database
+//!   read-only, or `immutable` when its directory cannot be written.
+//!   [`SqliteStore::open_existing`] opens a store read-only by itself when this
+//!   process cannot write it. SQLite's `busy_timeout` covers the short locks
+//!   SQLite itself takes (checkpoints, backups).
 //! * Inside a process, the HNSW index of each collection sits behind an
 //!   `RwLock`: searches share it, adds and removes take it exclusively, after
 //!   the SQLite commit. Small batches are linked into the graph by one thread;

@@ -106,6 +106,9 @@ pub struct BackupReport {
 /// Attempts at a consistent snapshot of one collection while writes go on.
 const CHECK_ATTEMPTS: usize = 5;
 
+/// How long `compact` waits for a reader's save before it removes stray files.
+const STRAY_SWEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Records whose index vector is compared with SQLite's, per collection.
 const VECTOR_SAMPLE: usize = 1_000;
 
@@ -321,17 +324,20 @@ impl SqliteStore {
             }
         }
         let mut stray = 0;
-        for (n, p) in index_files(&self.paths.index_dir) {
-            let is_tmp = p.extension().is_some_and(|x| x == "tmp");
-            let legacy = p
-                .file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| f.contains(&format!(".{}", index::LEGACY_EXT)));
-            if is_tmp || legacy || names.binary_search(&n).is_err() {
-                match fs::remove_file(&p) {
-                    Ok(()) => stray += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove a stray index file", p, e)),
+        {
+            let _lock = index::save_lock(&self.paths.index_dir, STRAY_SWEEP_WAIT)?;
+            for (n, p) in index_files(&self.paths.index_dir) {
+                let is_tmp = p.extension().is_some_and(|x| x == "tmp");
+                let legacy = p
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| f.contains(&format!(".{}", index::LEGACY_EXT)));
+                if is_tmp || legacy || names.binary_search(&n).is_err() {
+                    match fs::remove_file(&p) {
+                        Ok(()) => stray += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io("remove a stray index file", p, e)),
+                    }
                 }
             }
         }

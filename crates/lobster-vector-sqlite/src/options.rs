@@ -50,9 +50,11 @@ impl Default for HnswParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// Open for reading only: the directory and database must already exist, the
-    /// write lock is never taken, writes fail with `Error::ReadOnly`, and index
-    /// files are never written (indexes rebuilt or replayed stay in memory).
-    /// The directory must still be writable for SQLite's WAL shared-memory file.
+    /// write lock is never taken, no file of the store's own is created (SQLite
+    /// may keep its WAL shared-memory file), writes fail with
+    /// `Error::ReadOnly`, and index files are never written (indexes rebuilt or
+    /// replayed stay in memory). In a directory that cannot be written the
+    /// database is opened `immutable`.
     pub read_only: bool,
     /// How long the first write waits for another process's write lock before
     /// failing with `StoreLocked`. Zero (the default) fails at once.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lobster_vector_core::Result;
 use rusqlite::Connection;
 
-use crate::schema;
+use crate::schema::{self, ReadMode};
 
 /// Idle connections kept for reuse.
 const KEEP_IDLE: usize = 8;
@@ -17,14 +17,16 @@ const KEEP_IDLE: usize = 8;
 pub(crate) struct Pool {
     db: PathBuf,
     busy: Duration,
+    mode: ReadMode,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Pool {
-    pub fn new(db: PathBuf, busy: Duration) -> Self {
+    pub fn new(db: PathBuf, busy: Duration, mode: ReadMode) -> Self {
         Self {
             db,
             busy,
+            mode,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -38,7 +40,7 @@ impl Pool {
             .pop();
         let conn = match idle {
             Some(c) => c,
-            None => schema::open_reader(&self.db, self.busy)?,
+            None => schema::open_reader(&self.db, self.busy, self.mode)?,
         };
         Ok(Pooled {
             pool: self,

@@ -58,7 +58,7 @@ pub(crate) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 /// Bytes of the database file a reader connection maps into memory.
 const READER_MMAP_BYTES: i64 = 1 << 30;
 
-/// Per-connection settings.
+/// Per-connection settings of the writer.
 fn configure(conn: &Connection, db: &Path, busy: Duration) -> Result<()> {
     conn.busy_timeout(busy).db(db)?;
     conn.pragma_update(None, "synchronous", "FULL").db(db)?;
@@ -104,17 +104,105 @@ pub(crate) fn open_writer(db: &Path, busy: Duration) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens a connection used only for reading (`query_only`). The database must exist.
-pub(crate) fn open_reader(db: &Path, busy: Duration) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(db, flags).db(db)?;
-    configure(&conn, db, busy)?;
-    conn.pragma_update(None, "query_only", true).db(db)?;
+/// How reader connections open the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// Read-write handle restricted by `query_only`: shares the WAL index
+    /// with the writer (stores opened for writing).
+    Shared,
+    /// `SQLITE_OPEN_READONLY`: a read-only store whose directory can hold the
+    /// WAL shared-memory file.
+    ReadOnly,
+    /// `immutable=1`: a store in a directory nobody can write (no WAL
+    /// shared-memory file can exist, so no writer can either).
+    Immutable,
+}
+
+/// Opens a connection used only for reading. The database must exist.
+pub(crate) fn open_reader(db: &Path, busy: Duration, mode: ReadMode) -> Result<Connection> {
+    let conn = match mode {
+        ReadMode::Shared => {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(db, flags).db(db)?
+        }
+        ReadMode::ReadOnly => {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(db, flags).db(db)?
+        }
+        ReadMode::Immutable => {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(immutable_uri(db), flags).db(db)?
+        }
+    };
+    conn.busy_timeout(busy).db(db)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    rusqlite::vtab::array::load_module(&conn).db(db)?;
+    if mode == ReadMode::Shared {
+        conn.pragma_update(None, "synchronous", "FULL").db(db)?;
+        conn.pragma_update(None, "query_only", true).db(db)?;
+    }
     // Searches read their hits' rows through a memory map instead of a
     // `pread` per page.
     conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
         .db(db)?;
     Ok(conn)
+}
+
+/// The `file:` URI of `db` with `immutable=1` (path bytes outside the URI's
+/// unreserved set percent-encoded).
+fn immutable_uri(db: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &b in db.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// How a store's readers open `db`: [`ReadMode::Shared`] unless `read_only`;
+/// else read-only where SQLite can keep its WAL shared-memory file beside the
+/// database, immutable where the directory cannot be written.
+///
+/// Errors: an immutable open would miss committed writes still in the WAL
+/// file (a writer was killed and the directory was made read-only since) →
+/// `Error::ReadOnly`; the database cannot be opened → `Error::Io`.
+pub(crate) fn read_mode(db: &Path, read_only: bool) -> Result<ReadMode> {
+    if !read_only {
+        return Ok(ReadMode::Shared);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(db, flags).db(db)?;
+    let probe = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match probe {
+        Ok(_) => Ok(ReadMode::ReadOnly),
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+            ) =>
+        {
+            let mut wal = db.as_os_str().to_owned();
+            wal.push("-wal");
+            let pending = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+            if pending {
+                return Err(Error::ReadOnly {
+                    path: db.parent().unwrap_or(db).to_path_buf(),
+                    action: "merge the writes left in its WAL file by a writer that stopped \
+                             (the directory cannot be written)",
+                });
+            }
+            Ok(ReadMode::Immutable)
+        }
+        Err(e) => Err(e).db(db),
+    }
 }
 
 /// Checks a read-only store's schema.
@@ -142,7 +230,7 @@ fn check_version(db: &Path, version: i64) -> Result<()> {
             "open the store database",
             db,
             std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
+                std::io::ErrorKind::Unsupported,
                 format!(
                     "schema version {version} is not the supported version {SCHEMA_VERSION} \
                      (written by another lobster-vector version?)"

@@ -5,7 +5,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use lobster_vector_core::{
     metric::normalize, validate, CollectionInfo, Error, Hit, Metadata, Record, Result, VectorStore,
@@ -22,6 +24,9 @@ use crate::{BACKEND, DB_FILE, INDEX_DIR, LOCK_FILE};
 
 /// Rows fetched per query while rebuilding or replaying an index.
 const REPLAY_BATCH: usize = 8_192;
+
+/// How long a writer's save waits for a reader's save of index files.
+const WRITER_SAVE_WAIT: Duration = Duration::from_secs(60);
 
 /// The files of a store directory.
 #[derive(Debug, Clone)]
@@ -88,6 +93,26 @@ pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether this process can write the store: its lock file (created if
+/// missing) and its database open for writing.
+fn writable(paths: &Paths) -> bool {
+    let open = |p: &Path, create: bool| {
+        OpenOptions::new()
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(p)
+    };
+    let denied = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    !matches!(open(&paths.lock, true), Err(e) if denied(&e))
+        && !matches!(open(&paths.db, false), Err(e) if denied(&e))
+}
+
 pub(crate) fn not_found(name: &str) -> Error {
     Error::CollectionNotFound {
         name: name.to_string(),
@@ -125,7 +150,6 @@ impl SqliteStore {
             }
             Err(e) => return Err(Error::io("open the store directory", dir, e)),
         }
-        let readers = Pool::new(paths.db.clone(), options.busy_timeout);
         let writer = if options.read_only {
             if !paths.db.is_file() {
                 return Err(Error::io(
@@ -134,8 +158,6 @@ impl SqliteStore {
                     io::Error::new(io::ErrorKind::NotFound, "no store database here"),
                 ));
             }
-            let conn = readers.get()?;
-            schema::verify_existing(&conn, &paths.db)?;
             None
         } else {
             fs::create_dir_all(&paths.index_dir)
@@ -150,6 +172,12 @@ impl SqliteStore {
             let conn = schema::open_writer(&paths.db, options.busy_timeout)?;
             Some(Mutex::new(Writer { conn, lock: None }))
         };
+        let mode = schema::read_mode(&paths.db, options.read_only)?;
+        let readers = Pool::new(paths.db.clone(), options.busy_timeout, mode);
+        if writer.is_none() {
+            let conn = readers.get()?;
+            schema::verify_existing(&conn, &paths.db)?;
+        }
         Ok(Self {
             paths,
             options,
@@ -157,6 +185,28 @@ impl SqliteStore {
             writer,
             slots: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Opens the store that exists in `dir`, read-only when its directory or
+    /// database cannot be written (as if `options.read_only` were set): any
+    /// number of readers may search a store they cannot change.
+    ///
+    /// Errors: no store database in `dir` → `Error::Io` (not found), nothing
+    /// created; otherwise those of [`open`](Self::open).
+    pub fn open_existing(dir: &Path, mut options: SqliteOptions) -> Result<Self> {
+        let paths = Paths::new(dir);
+        if !paths.db.is_file() {
+            return Err(Error::io(
+                "open the store",
+                dir,
+                io::Error::new(io::ErrorKind::NotFound, format!("no {DB_FILE} here")),
+            ));
+        }
+        if !options.read_only && !writable(&paths) {
+            tracing::debug!(path = %dir.display(), "the store cannot be written; opening it read-only");
+            options.read_only = true;
+        }
+        Self::open(dir, options)
     }
 
     /// The store directory.
@@ -247,8 +297,11 @@ impl SqliteStore {
         Ok(g)
     }
 
-    /// Removes `*.tmp` files a crashed save left behind (only the lock holder saves).
+    /// Removes `*.tmp` files a crashed save left behind.
     fn sweep_temp_files(&self) {
+        let Ok(_lock) = index::save_lock(&self.paths.index_dir, WRITER_SAVE_WAIT) else {
+            return;
+        };
         let Ok(entries) = fs::read_dir(&self.paths.index_dir) else {
             return;
         };
@@ -294,12 +347,104 @@ impl SqliteStore {
         let current = read(&slot.live)
             .as_ref()
             .is_some_and(|l| l.incarnation == row.incarnation && l.seq >= row.last_seq);
+        let mut unsaved = false;
         if !current {
             let mut g = write(&slot.live);
             self.catch_up(&tx, name, &row, &mut g)?;
+            unsaved = g.as_ref().is_some_and(|l| {
+                l.saved_seq.is_none() || l.unsaved >= self.options.autosave_every.max(1)
+            });
         }
         tx.commit().db(db)?;
+        if unsaved {
+            self.save_for_readers(name, &slot);
+        }
         Ok((row, Some(slot)))
+    }
+
+    /// Saves an index this process had to rebuild (or replay far) while
+    /// reading, so that the next process loads it instead of rebuilding it
+    /// again; skipped while another process saves. A read-only store cannot
+    /// save: it warns once per collection that every process rebuilds the
+    /// index until a writer saves it.
+    fn save_for_readers(&self, name: &str, slot: &Slot) {
+        if self.writer.is_none() {
+            if !slot.warned_unsaved.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    collection = name,
+                    path = %self.paths.dir.display(),
+                    "the index file is missing or stale and this store is read-only: every process \
+                     rebuilds the index in memory until a writer saves it (`store compact`)"
+                );
+            }
+            return;
+        }
+        if self.holds_write_lock() {
+            // Saved with this process's writes.
+            return;
+        }
+        let saved = self
+            .readers
+            .get()
+            .and_then(|conn| self.save_file(name, slot, Duration::ZERO, Some(&conn)));
+        match saved {
+            Ok(Some(meta)) => tracing::info!(
+                collection = name,
+                seq = meta.seq,
+                "saved the rebuilt index file"
+            ),
+            Ok(None) => {}
+            Err(Error::StoreLocked { .. }) => {
+                tracing::debug!(collection = name, "another process is saving index files");
+            }
+            Err(e) => {
+                tracing::warn!(collection = name, error = %e, "saving the rebuilt index file failed");
+            }
+        }
+    }
+
+    /// Writes one collection's index file if it changed since its last save,
+    /// holding the index directory's save lock (waiting up to `wait`). With
+    /// `only_if_current`, saves only while the collection's row read on that
+    /// connection still is the index's state (a reader's save). Returns the
+    /// sidecar written.
+    fn save_file(
+        &self,
+        name: &str,
+        slot: &Slot,
+        wait: Duration,
+        only_if_current: Option<&Connection>,
+    ) -> Result<Option<index::IndexMeta>> {
+        let _lock = index::save_lock(&self.paths.index_dir, wait)?;
+        let meta = {
+            let g = read(&slot.live);
+            let Some(l) = g.as_ref() else {
+                return Ok(None);
+            };
+            if l.saved_seq == Some(l.seq) && l.unsaved == 0 {
+                return Ok(None);
+            }
+            if let Some(conn) = only_if_current {
+                let row = schema::read_row(conn, &self.paths.db, name)?;
+                if !row.is_some_and(|r| r.incarnation == l.incarnation && r.last_seq == l.seq) {
+                    return Ok(None);
+                }
+            }
+            index::save(&self.paths.index_dir, name, l)?
+        };
+        if let Some(l) = write(&slot.live).as_mut() {
+            if l.seq == meta.seq && l.incarnation == meta.incarnation {
+                l.saved_seq = Some(meta.seq);
+                l.unsaved = 0;
+            }
+        }
+        tracing::debug!(
+            collection = name,
+            seq = meta.seq,
+            count = meta.count,
+            "saved the index file"
+        );
+        Ok(Some(meta))
     }
 
     /// Makes `live` reflect `row` (read in the same transaction on `conn`):
@@ -563,28 +708,9 @@ impl SqliteStore {
     /// Saves one collection's index file if it changed since the last save, then
     /// prunes the collection's tombstones up to the saved sequence number.
     pub(crate) fn save_slot(&self, w: &mut Writer, name: &str, slot: &Slot) -> Result<()> {
-        let meta = {
-            let g = read(&slot.live);
-            let Some(l) = g.as_ref() else {
-                return Ok(());
-            };
-            if l.saved_seq == Some(l.seq) && l.unsaved == 0 {
-                return Ok(());
-            }
-            index::save(&self.paths.index_dir, name, l)?
+        let Some(meta) = self.save_file(name, slot, WRITER_SAVE_WAIT, None)? else {
+            return Ok(());
         };
-        if let Some(l) = write(&slot.live).as_mut() {
-            if l.seq == meta.seq && l.incarnation == meta.incarnation {
-                l.saved_seq = Some(meta.seq);
-                l.unsaved = 0;
-            }
-        }
-        tracing::debug!(
-            collection = name,
-            seq = meta.seq,
-            count = meta.count,
-            "saved the index file"
-        );
         let db = &self.paths.db;
         let tx = w
             .conn

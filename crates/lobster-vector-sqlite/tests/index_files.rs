@@ -430,3 +430,80 @@ fn index_files_of_earlier_versions_are_ignored_and_removed_by_compact() {
     let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
     assert_agrees(&store, &flat, 12);
 }
+
+/// The index file's inode and modification time: changed by every save.
+fn index_stamp(dir: &Path) -> (u64, std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(index_file(dir)).expect("index file");
+    (m.ino(), m.modified().expect("mtime"))
+}
+
+fn remove_index_files(dir: &Path) {
+    fs::remove_file(index_file(dir)).expect("remove index");
+    fs::remove_file(meta_file(dir)).expect("remove sidecar");
+}
+
+#[test]
+fn a_missing_index_is_rebuilt_once_by_the_first_reader_and_saved() {
+    let (ts, flat) = written_store(21);
+    let dir = close(ts);
+    remove_index_files(dir.path());
+    // A writer holds the write lock all along: the readers' save must not
+    // need it, and must not keep it from the writer.
+    let writer = SqliteStore::open(dir.path(), opts()).expect("writer");
+    writer.lock_for_writing().expect("lock");
+    {
+        let reader = SqliteStore::open_existing(dir.path(), opts()).expect("reader");
+        assert!(!reader.options().read_only);
+        assert_agrees(&reader, &flat, 21);
+        assert!(!reader.holds_write_lock());
+    }
+    assert!(index_file(dir.path()).is_file(), "the reader did not save");
+    let report = writer.check().expect("check");
+    assert!(
+        matches!(
+            report.collections[0].index_file,
+            IndexFileStatus::Current { .. }
+        ),
+        "{report:?}"
+    );
+    let saved = index_stamp(dir.path());
+    // Later readers load the saved file: it is not written again.
+    for _ in 0..2 {
+        let reader = SqliteStore::open_existing(dir.path(), opts()).expect("reader");
+        assert_agrees(&reader, &flat, 21);
+    }
+    assert_eq!(index_stamp(dir.path()), saved);
+    drop(writer);
+}
+
+#[test]
+fn a_read_only_store_rebuilds_in_memory_and_writes_nothing() {
+    let (ts, flat) = written_store(22);
+    let dir = close(ts);
+    remove_index_files(dir.path());
+    fs::remove_file(dir.path().join(lobster_vector_sqlite::LOCK_FILE)).expect("remove lock file");
+    let listing = |d: &Path| {
+        let mut names: Vec<String> = fs::read_dir(d)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let index_dir = dir.path().join("index");
+    let before = listing(&index_dir);
+    for _ in 0..2 {
+        let store = SqliteStore::open(
+            dir.path(),
+            SqliteOptions {
+                read_only: true,
+                ..opts()
+            },
+        )
+        .expect("open read-only");
+        assert_agrees(&store, &flat, 22);
+    }
+    assert_eq!(listing(&index_dir), before);
+    assert!(!dir.path().join(lobster_vector_sqlite::LOCK_FILE).exists());
+}

@@ -114,6 +114,7 @@ fn fill_options() -> SqliteOptions {
 
 /// Child: with a file size limit, write batches until the "disk" is full.
 #[test]
+#[ignore = "child process entry point: run by the tests that spawn it"]
 fn child_entry() {
     let Ok(dir) = std::env::var("LV_FULL_DISK_DIR") else {
         return;
@@ -165,7 +166,13 @@ fn a_full_disk_is_a_clear_error_and_keeps_acknowledged_data() {
         .expect("db")
         .len();
     let out = Command::new(std::env::current_exe().expect("exe"))
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LV_FULL_DISK_DIR", dir.path())
         .env("LV_FULL_DISK_LIMIT", (used + 2 * 1024 * 1024).to_string())
         .output()
@@ -196,4 +203,29 @@ fn a_full_disk_is_a_clear_error_and_keeps_acknowledged_data() {
         s.search(C, &probe.vector, 1).expect("search")[0].id,
         probe.id
     );
+}
+
+#[test]
+fn open_existing_creates_nothing_and_opens_what_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("typo");
+    let e = SqliteStore::open_existing(&missing, SqliteOptions::default()).expect_err("missing");
+    assert!(
+        matches!(&e, Error::Io { path, source, .. }
+            if path == &missing && source.kind() == std::io::ErrorKind::NotFound),
+        "{e:?}"
+    );
+    assert!(!missing.exists(), "open_existing created a directory");
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).expect("mkdir");
+    SqliteStore::open_existing(&empty, SqliteOptions::default()).expect_err("no database");
+    assert_eq!(fs::read_dir(&empty).expect("read dir").count(), 0);
+    {
+        let s = SqliteStore::open(&empty, SqliteOptions::default()).expect("create");
+        s.upsert("abc", &[Record::new("a", vec![1.0, 2.0])])
+            .expect("upsert");
+    }
+    let s = SqliteStore::open_existing(&empty, SqliteOptions::default()).expect("open");
+    assert!(!s.options().read_only, "a writable store opened read-only");
+    assert_eq!(s.count("abc").expect("count"), 1);
 }

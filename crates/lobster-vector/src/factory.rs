@@ -89,17 +89,31 @@ pub fn reranker_availability(reranker: RerankerKind) -> Availability {
     }
 }
 
-/// Opens the configured vector store.
+/// Opens the configured vector store, creating a local store that does not exist.
 pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
+    open(config, false)
+}
+
+/// Opens the configured vector store to read it: a local store must exist
+/// (else `Error::Io`, not found, and nothing is created) and is opened
+/// read-only where this process cannot write it.
+pub fn open_existing_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
+    open(config, true)
+}
+
+#[cfg_attr(not(feature = "local"), allow(unused_variables))]
+fn open(config: &Config, existing: bool) -> Result<Arc<dyn VectorStore>> {
     match config.backend {
         Backend::Memory => Ok(Arc::new(FlatStore::new())),
         #[cfg(feature = "local")]
         Backend::Local => {
             use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
-            Ok(Arc::new(SqliteStore::open(
-                &config.store_path,
-                SqliteOptions::default(),
-            )?))
+            let (path, options) = (&config.store_path, SqliteOptions::default());
+            Ok(Arc::new(if existing {
+                SqliteStore::open_existing(path, options)?
+            } else {
+                SqliteStore::open(path, options)?
+            }))
         }
         #[cfg(feature = "pgvector")]
         Backend::Pgvector => {

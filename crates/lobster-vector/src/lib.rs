@@ -21,8 +21,8 @@ mod secret;
 
 pub use config::{Backend, Config, EmbeddingProvider, Overrides, RerankerKind};
 pub use factory::{
-    backend_availability, model_sources, open_embedder, open_reranker, open_store,
-    provider_availability, reranker_availability, Availability,
+    backend_availability, model_sources, open_embedder, open_existing_store, open_reranker,
+    open_store, provider_availability, reranker_availability, Availability,
 };
 pub use lobster_vector_core::*;
 pub use lobster_vector_match::*;

@@ -244,13 +244,8 @@ fn slow_response_times_out() {
         },
     })
     .unwrap();
-    let started = Instant::now();
+    // The answer comes after 3 s: an error means the 300 ms timeout ended the call.
     let err = e.embed_documents(&["colon"]).unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(chain(&err).contains("no response from"), "{}", chain(&err));
     assert!(
         api.requests()[0].header("authorization").is_none(),

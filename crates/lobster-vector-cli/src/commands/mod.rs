@@ -56,15 +56,21 @@ impl Ctx<'_> {
         )
     }
 
-    /// The configured store. A local store that does not exist is an error
-    /// under `Existing`, so a mistyped path never creates an empty store.
+    /// The configured store. Under `Existing` a local store that does not
+    /// exist is an error (a mistyped path never creates an empty store) and
+    /// one this process cannot write opens read-only.
     pub fn open_store(&self, access: StoreAccess) -> Result<Arc<dyn VectorStore>> {
         let c = &self.config;
-        if access == StoreAccess::Existing && c.backend == Backend::Local {
-            require_local_store(&c.store_path)?;
-        }
-        lobster_vector::open_store(c)
-            .with_context(|| format!("cannot open the `{}` store", c.backend))
+        let store = match access {
+            StoreAccess::Existing => {
+                if c.backend == Backend::Local {
+                    require_local_store(&c.store_path)?;
+                }
+                lobster_vector::open_existing_store(c)
+            }
+            StoreAccess::Create => lobster_vector::open_store(c),
+        };
+        store.with_context(|| format!("cannot open the `{}` store", c.backend))
     }
 
     /// The store's curated mappings (`curated.sssom.tsv` in the store directory).

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::model::normalize_id;
+use super::model::{distinct_synonyms, normalize_id};
 use super::{Ontology, OntologyKind, Synonym, Term};
 use crate::{Error, Result};
 
@@ -185,17 +185,13 @@ impl RawTerm<'_> {
             .description
             .map(|t| t.0.trim().to_string())
             .filter(|d| !d.is_empty());
-        let mut synonyms: Vec<Synonym> = Vec::new();
-        for text in self.synonyms.into_iter().flatten() {
-            let text = text.0.trim();
-            if text.is_empty() || text == label || synonyms.iter().any(|s| s.text == text) {
-                continue;
-            }
-            synonyms.push(Synonym {
-                text: text.to_string(),
+        let synonyms = distinct_synonyms(
+            &label,
+            self.synonyms.into_iter().flatten().map(|t| Synonym {
+                text: t.0.trim().to_string(),
                 scope: None,
-            });
-        }
+            }),
+        );
         let mut parents: Vec<String> = Vec::new();
         for parent in self.ancestors.map(|p| p.0).into_iter().flatten() {
             if let Some(parent) = normalize_id(&parent.0) {

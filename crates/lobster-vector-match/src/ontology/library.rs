@@ -80,15 +80,15 @@ impl OntologyLibrary {
 
     /// The newest source file of `kind`.
     pub fn newest_source(&self, kind: OntologyKind) -> Result<PathBuf> {
-        self.sources(kind).into_iter().next().map(|(_, p)| p).ok_or_else(|| Error::Model {
-            message: format!(
-                "no {} source file (`{}-ontology-<version>.json.zst`) in {}; run `bash scripts/setup.sh` \
-                 or pass --source FILE",
-                kind.name(),
-                kind.source_prefix(),
-                self.describe_dirs()
-            ),
-        })
+        self.sources(kind)
+            .into_iter()
+            .next()
+            .map(|(_, p)| p)
+            .ok_or_else(|| Error::OntologySourceMissing {
+                ontology: kind.name().to_string(),
+                pattern: format!("{}-ontology-<version>.json.zst", kind.source_prefix()),
+                searched: self.describe_dirs(),
+            })
     }
 
     /// The newest ontology of `kind`, loaded.

@@ -32,6 +32,8 @@ mod source;
 
 pub use kind::{compare_versions, incarnation_name, split_incarnation, OntologyKind};
 pub use library::OntologyLibrary;
-pub use model::{canonical_term_id, Ontology, Redirect, Synonym, SynonymScope, Term};
+pub use model::{
+    canonical_term_id, Ontology, Redirect, Synonym, SynonymScope, Term, MAX_SYNONYMS_PER_TERM,
+};
 pub use normalize::{normalize_label, EntryKind, ExactIndex, ExactMatch};
 pub use report::{Neighborhood, TermRef, TermReport};

@@ -1,6 +1,6 @@
 //! The ontology model: terms, synonyms, obsolete redirects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -107,6 +107,23 @@ impl Term {
             k => self.synonyms.get(k as usize - 1).map(|s| s.text.as_str()),
         }
     }
+}
+
+/// Most synonyms one term may have: a source with more is refused (no real
+/// ontology comes near; the largest CL, UBERON and MONDO terms have under 100).
+pub const MAX_SYNONYMS_PER_TERM: usize = 10_000;
+
+/// `synonyms` without empty texts, the label and repeats (first one kept),
+/// in their order; linear in their number.
+pub(crate) fn distinct_synonyms(
+    label: &str,
+    synonyms: impl IntoIterator<Item = Synonym>,
+) -> Vec<Synonym> {
+    let mut seen: HashSet<String> = HashSet::new();
+    synonyms
+        .into_iter()
+        .filter(|s| !s.text.is_empty() && s.text != label && seen.insert(s.text.clone()))
+        .collect()
 }
 
 pub(crate) fn strip_obsolete_prefix(label: &str) -> &str {
@@ -220,8 +237,21 @@ impl Ontology {
         source_path: PathBuf,
         terms: Vec<Term>,
     ) -> Result<Ontology> {
+        if terms.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "{name} holds no terms (is it an ontology file?)"
+            )));
+        }
         let mut by_id = HashMap::with_capacity(terms.len());
         for (i, term) in terms.iter().enumerate() {
+            if term.synonyms.len() > MAX_SYNONYMS_PER_TERM {
+                return Err(Error::invalid_input(format!(
+                    "term `{}` of {name} has {} synonyms; at most {MAX_SYNONYMS_PER_TERM} per term \
+                     are accepted",
+                    shorten(&term.id),
+                    term.synonyms.len()
+                )));
+            }
             if term.id.is_empty() {
                 return Err(Error::invalid_input(format!(
                     "term #{i} of {name} has an empty id"

@@ -8,7 +8,7 @@ use fastobo::error::{Error as OboError, SyntaxError};
 use fastobo::parser::{Parser, SequentialParser};
 use fastobo::syntax::pest::error::LineColLocation;
 
-use super::model::normalize_id;
+use super::model::{distinct_synonyms, normalize_id};
 use super::{Ontology, OntologyKind, Synonym, SynonymScope, Term};
 use crate::{Error, Result};
 
@@ -48,8 +48,7 @@ pub(super) fn parse(bytes: &[u8], path: &Path, sha256: String) -> Result<Ontolog
         }
     }
     for term in &mut terms {
-        let label = term.label.clone();
-        term.synonyms.retain(|s| s.text != label);
+        term.synonyms = distinct_synonyms(&term.label, std::mem::take(&mut term.synonyms));
     }
 
     let header_name = header_name.unwrap_or_default();
@@ -131,20 +130,15 @@ fn term_from_frame(frame: &TermFrame) -> Term {
                     term.definition = Some(text.to_string());
                 }
             }
-            TermClause::Synonym(syn) => {
-                let text = syn.description().as_str().trim();
-                if !text.is_empty() && !term.synonyms.iter().any(|s| s.text == text) {
-                    term.synonyms.push(Synonym {
-                        text: text.to_string(),
-                        scope: Some(match syn.scope() {
-                            fastobo::ast::SynonymScope::Exact => SynonymScope::Exact,
-                            fastobo::ast::SynonymScope::Related => SynonymScope::Related,
-                            fastobo::ast::SynonymScope::Narrow => SynonymScope::Narrow,
-                            fastobo::ast::SynonymScope::Broad => SynonymScope::Broad,
-                        }),
-                    });
-                }
-            }
+            TermClause::Synonym(syn) => term.synonyms.push(Synonym {
+                text: syn.description().as_str().trim().to_string(),
+                scope: Some(match syn.scope() {
+                    fastobo::ast::SynonymScope::Exact => SynonymScope::Exact,
+                    fastobo::ast::SynonymScope::Related => SynonymScope::Related,
+                    fastobo::ast::SynonymScope::Narrow => SynonymScope::Narrow,
+                    fastobo::ast::SynonymScope::Broad => SynonymScope::Broad,
+                }),
+            }),
             TermClause::IsA(parent) => push_unique(&mut term.parents, ident(parent.as_id())),
             TermClause::IntersectionOf(None, class) => {
                 push_unique(&mut genus, ident(class.as_id()));
@@ -171,11 +165,8 @@ fn merge(into: &mut Term, other: Term) {
     if into.definition.is_none() {
         into.definition = other.definition;
     }
-    for s in other.synonyms {
-        if !into.synonyms.iter().any(|t| t.text == s.text) {
-            into.synonyms.push(s);
-        }
-    }
+    // Repeats are removed once every frame is merged.
+    into.synonyms.extend(other.synonyms);
     for p in other.parents {
         push_unique(&mut into.parents, Some(p));
     }

@@ -39,6 +39,13 @@ pub(super) fn load(path: &Path) -> Result<Ontology> {
     };
     let started = std::time::Instant::now();
     let (bytes, sha256) = read_all(path, compressed)?;
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            location: Some(format!("byte {at}")),
+            message: "a NUL byte: this is binary data, not an ontology text file".into(),
+        });
+    }
     let ontology = match format {
         Format::CellxgeneJson => cellxgene::parse(&bytes, path, &file_name, sha256)?,
         Format::Obo => obo::parse(&bytes, path, sha256)?,
@@ -53,6 +60,10 @@ pub(super) fn load(path: &Path) -> Result<Ontology> {
     Ok(ontology)
 }
 
+/// Most bytes an ontology source may hold (decompressed): larger input is
+/// refused before it is parsed.
+pub(crate) const MAX_SOURCE_BYTES: u64 = 1 << 30;
+
 /// Reads the whole file (decompressing zstd when `compressed`) and returns its
 /// content with the lowercase hex SHA-256 of the bytes on disk.
 fn read_all(path: &Path, compressed: bool) -> Result<(Vec<u8>, String)> {
@@ -60,15 +71,25 @@ fn read_all(path: &Path, compressed: bool) -> Result<(Vec<u8>, String)> {
     let size_hint = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     let mut hashing = HashingReader::new(file);
     let mut content = Vec::new();
+    let limit = MAX_SOURCE_BYTES + 1;
     let read = if compressed {
         // Compressed ontology JSON expands about tenfold.
-        content.reserve(size_hint.saturating_mul(10));
+        content.reserve(size_hint.saturating_mul(10).min(MAX_SOURCE_BYTES as usize));
         zstd::stream::read::Decoder::new(&mut hashing)
-            .and_then(|mut decoder| decoder.read_to_end(&mut content))
+            .and_then(|decoder| decoder.take(limit).read_to_end(&mut content))
     } else {
-        content.reserve(size_hint);
-        hashing.read_to_end(&mut content)
+        content.reserve(size_hint.min(MAX_SOURCE_BYTES as usize));
+        (&mut hashing).take(limit).read_to_end(&mut content)
     };
+    if content.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(Error::invalid_input(format!(
+            "`{}` holds more than {} MiB{}; no CL, UBERON or MONDO release comes near \
+             (the largest is under 200 MiB)",
+            path.display(),
+            MAX_SOURCE_BYTES >> 20,
+            if compressed { " once decompressed" } else { "" }
+        )));
+    }
     let done = read.and_then(|_| hashing.drain());
     if let Err(e) = done {
         return Err(if hashing.failed || !compressed {

@@ -122,8 +122,7 @@ fn match_collapses_entries_to_concepts() {
     );
     assert_eq!(m[0].distance_metric, "cosine");
     let ids: Vec<&str> = m.iter().map(|x| x.ontology_id.as_str()).collect();
-    let mut unique = ids.clone();
-    unique.dedup();
+    let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len(), "one row per concept: {ids:?}");
     assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
     let json = serde_json::to_value(&m[0]).expect("json");

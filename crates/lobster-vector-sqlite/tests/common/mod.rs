@@ -66,6 +66,9 @@ impl VectorStore for TempStore {
     fn lock_for_writing(&self) -> Result<()> {
         self.store.lock_for_writing()
     }
+    fn read_page(&self, c: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
+        self.store.read_page(c, offset, limit)
+    }
 }
 
 /// Options that make tiny test collections go through the HNSW graph.
