@@ -254,31 +254,38 @@ fn a_pgvector_build_killed_mid_write_leaves_the_old_build_serving() {
         "--force",
         "-q",
     ];
-    let started = Instant::now();
     assert!(run("pgvector", &[], &build).status.success());
-    let span = started.elapsed();
     let want = pg_top_answer().expect("search after the first build");
+    // A build writing one entry per batch, timed whole: the kills are
+    // spread over its run, and go on until enough landed while it wrote.
     let slow: Vec<&str> = build.iter().copied().chain(["--batch-size", "1"]).collect();
-    let mut mid_write = 0;
-    for i in 0..12u32 {
+    let started = Instant::now();
+    assert!(run("pgvector", &[], &slow).status.success());
+    let span = started.elapsed();
+    let (mut kills, mut mid_write) = (0u32, 0u32);
+    while kills < 12 || (mid_write < 4 && kills < 48) {
         let mut child = command("pgvector", &[], &slow)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn build");
-        std::thread::sleep(span.mul_f64(f64::from(2 + i % 6) / 4.0));
+        std::thread::sleep(span.mul_f64(f64::from(1 + kills % 12) / 10.0));
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(
             pg_top_answer().as_deref(),
             Ok(want.as_str()),
-            "search after kill {i}"
+            "search after kill {kills}"
         );
         if pg_cl_builds().1 > 0 {
             mid_write += 1;
         }
+        kills += 1;
     }
+    eprintln!("{mid_write} of {kills} kills left a partial build");
     assert!(
-        mid_write >= 3,
-        "only {mid_write} of 12 kills left a partial build"
+        mid_write >= 4,
+        "only {mid_write} of {kills} kills left a partial build"
     );
     // The rerun finishes and replaces what the kills left.
     assert!(run("pgvector", &[], &build).status.success());

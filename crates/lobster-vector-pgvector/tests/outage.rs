@@ -139,6 +139,7 @@ fn a_server_stopped_during_searches_gives_a_clear_error_not_a_hang() {
             .recv_timeout(Duration::from_secs(120))
             .expect("a search hung after the server stopped");
         let text = chain(&e);
+        eprintln!("a search when the server stopped: {text}");
         assert!(!text.contains(&password), "{text}");
         assert!(
             text.contains("127.0.0.1") || text.contains("connection") || text.contains("terminat"),
@@ -161,6 +162,7 @@ fn sslmode_require_against_a_server_without_tls_is_refused_with_the_reason() {
     let e = PgStore::connect(&format!("{base}?sslmode=require"), PgOptions::default())
         .expect_err("the test server has no TLS");
     let text = chain(&e);
+    eprintln!("sslmode=require: {text}");
     assert!(
         text.to_ascii_lowercase().contains("tls") || text.to_ascii_lowercase().contains("ssl"),
         "{text}"
