@@ -49,16 +49,15 @@ fn warm_up_in_background(state: &AppState) {
 
 pub fn http(ctx: &Ctx, args: &ServeArgs) -> Result<()> {
     let token = args.token.clone().filter(|t| !t.is_empty());
+    // Refused before the store is opened or anything loads.
+    lobster_vector_serve::check_exposure(args.addr, token.as_deref()).map_err(|e| match e {
+        ServeError::TokenRequired { .. } => anyhow::Error::new(e)
+            .context("pass --token TOKEN (or set LOBSTER_SERVE_TOKEN), or listen on 127.0.0.1"),
+        other => anyhow::Error::new(other),
+    })?;
     let state = state(ctx, limits(&args.limits), token.clone())?;
     runtime()?.block_on(async {
-        let listener = match lobster_vector_serve::bind(args.addr, token.as_deref()).await {
-            Err(e @ ServeError::TokenRequired { .. }) => {
-                return Err(anyhow::Error::new(e).context(
-                    "pass --token TOKEN (or set LOBSTER_SERVE_TOKEN), or listen on 127.0.0.1",
-                ))
-            }
-            other => other?,
-        };
+        let listener = lobster_vector_serve::bind(args.addr, token.as_deref()).await?;
         let local = listener.local_addr()?;
         eprintln!(
             "lobster-vector: listening on http://{local} (MCP at http://{local}/mcp){}; loading the model and ontologies",

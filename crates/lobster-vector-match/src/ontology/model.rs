@@ -237,11 +237,6 @@ impl Ontology {
         source_path: PathBuf,
         terms: Vec<Term>,
     ) -> Result<Ontology> {
-        if terms.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "{name} holds no terms (is it an ontology file?)"
-            )));
-        }
         let mut by_id = HashMap::with_capacity(terms.len());
         for (i, term) in terms.iter().enumerate() {
             if term.synonyms.len() > MAX_SYNONYMS_PER_TERM {

@@ -50,6 +50,13 @@ pub(super) fn load(path: &Path) -> Result<Ontology> {
         Format::CellxgeneJson => cellxgene::parse(&bytes, path, &file_name, sha256)?,
         Format::Obo => obo::parse(&bytes, path, sha256)?,
     };
+    if ontology.is_empty() {
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            location: None,
+            message: "it holds no terms (is it an ontology file?)".into(),
+        });
+    }
     tracing::debug!(
         path = %path.display(),
         terms = ontology.len(),

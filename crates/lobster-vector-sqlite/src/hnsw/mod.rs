@@ -491,10 +491,12 @@ mod tests {
     fn every_node_finds_itself_and_distances_are_cosine() {
         let all: Vec<u32> = (0..3_000).collect();
         // Linked by two threads, a node now and then ends up unreachable
-        // (the store re-links those); by one thread, in this data, none.
+        // (how many depends on the threads' interleaving: 0 to 4 seen; a
+        // broken concurrent insert loses hundreds); by one thread, in this
+        // data, none.
         let (parallel, _) = graph(3_000, 32, 2);
         let lost = parallel.unreachable(&all, 1, 64, 2).len();
-        assert!(lost <= 3, "{lost} of 3,000 nodes do not find themselves");
+        assert!(lost <= 15, "{lost} of 3,000 nodes do not find themselves");
         let (g, vecs) = graph(3_000, 32, 1);
         assert!(g.unreachable(&all, 1, 64, 2).is_empty());
         let hits = g.search(&vecs[5], 3, 64);
