@@ -104,9 +104,9 @@ fn a_server_stopped_during_searches_gives_a_clear_error_not_a_hang() {
     // Two threads search without pause until a search fails.
     let done = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
-    for t in 0..2 {
+    for q in vectors.iter().take(2) {
         let (store, c, done, tx) = (store.clone(), c.clone(), done.clone(), tx.clone());
-        let q = vectors[t].clone();
+        let q = q.clone();
         std::thread::spawn(move || loop {
             match store.search(&c, &q, 10) {
                 Ok(hits) => {
