@@ -20,8 +20,19 @@ fn chain(e: &lobster_vector_core::Error) -> String {
     e.chain()
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-server.sh")
+/// Runs `scripts/pg-test-server.sh ACTION` on the server in `dir`.
+fn server_script(action: &str, dir: &Path) {
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-server.sh"))
+        .arg(action)
+        .env("LOBSTER_PG_TEST_DIR", dir)
+        .output()
+        .expect("run pg-test-server.sh");
+    assert!(
+        out.status.success(),
+        "pg-test-server.sh {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A second server with its own data directory, stopped and removed on drop.
@@ -33,17 +44,7 @@ struct OwnServer {
 impl OwnServer {
     fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("lv-pg-outage-{}", std::process::id()));
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .env("LOBSTER_PG_TEST_DIR", &dir)
-            .output()
-            .expect("run pg-test-server.sh");
-        assert!(
-            out.status.success(),
-            "starting a second server: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        server_script("start", &dir);
         let url = std::fs::read_to_string(dir.join("url"))
             .expect("the server's url file")
             .trim()
@@ -52,17 +53,7 @@ impl OwnServer {
     }
 
     fn stop(&self) {
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .env("LOBSTER_PG_TEST_DIR", &self.dir)
-            .output()
-            .expect("run pg-test-server.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        server_script("stop", &self.dir);
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -224,14 +224,7 @@ fn child_entry() {
 }
 
 fn spawn(role: &str, dir: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "child_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    common::child_process()
         .env("LV_CONC_ROLE", role)
         .env("LV_CONC_DIR", dir)
         .stdout(Stdio::piped())

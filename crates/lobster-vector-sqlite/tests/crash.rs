@@ -11,7 +11,7 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lobster_vector_core::{Metadata, Record, VectorStore};
@@ -144,21 +144,13 @@ fn spawn_child(
     acks: &Path,
     abort_stage: Option<u8>,
 ) -> std::process::Child {
-    let exe = std::env::current_exe().expect("current exe");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "child_entry",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("LV_CRASH_CHILD", dir)
-    .env("LV_CRASH_START", start.to_string())
-    .env("LV_CRASH_ACKS", acks)
-    .env_remove("RUST_LOG")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    let mut cmd = common::child_process();
+    cmd.env("LV_CRASH_CHILD", dir)
+        .env("LV_CRASH_START", start.to_string())
+        .env("LV_CRASH_ACKS", acks)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if let Some(s) = abort_stage {
         cmd.env("LV_ABORT_IN_SAVE", s.to_string());
     }

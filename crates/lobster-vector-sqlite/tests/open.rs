@@ -5,7 +5,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use lobster_vector_core::{Error, Record, VectorStore};
 use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
@@ -165,14 +164,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_acknowledged_data() {
     let used: u64 = fs::metadata(dir.path().join("store.sqlite3"))
         .expect("db")
         .len();
-    let out = Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "child_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = common::child_process()
         .env("LV_FULL_DISK_DIR", dir.path())
         .env("LV_FULL_DISK_LIMIT", (used + 2 * 1024 * 1024).to_string())
         .output()

@@ -71,6 +71,20 @@ impl VectorStore for TempStore {
     }
 }
 
+/// This test binary again, running only its ignored `child_entry` test: the
+/// child-process half of a multi-process test.
+pub fn child_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("current exe"));
+    cmd.args([
+        "child_entry",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}
+
 /// Options that make tiny test collections go through the HNSW graph.
 pub fn hnsw_options() -> SqliteOptions {
     SqliteOptions {
