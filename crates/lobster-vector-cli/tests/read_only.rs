@@ -188,9 +188,25 @@ fn an_unwritable_store_is_searched_by_an_unprivileged_user() {
     assert!(!stderr.contains("WARN"), "{stderr}");
     assert_eq!(sandbox.files(), before, "a read-only search created files");
 
-    // Writing is refused with the reason.
+    // Writing is refused with the reason, before any work.
     let out = sandbox.run(&["curate", "add", "my label", "CL:0000625"]);
     assert!(!out.status.success());
+    let fixture = sandbox.root.path().join("mini_cl.obo");
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../lobster-vector-match/tests/fixtures/mini_cl.obo"),
+        &fixture,
+    )
+    .expect("copy the fixture");
+    fs::set_permissions(&fixture, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = sandbox.run(&["build", "--source", fixture.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is open read-only") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert_eq!(sandbox.files(), before, "a refused build created files");
 
     // Without its index file the store still answers, rebuilding the index
     // in memory, and says so once per process.

@@ -89,7 +89,8 @@ pub fn reranker_availability(reranker: RerankerKind) -> Availability {
     }
 }
 
-/// Opens the configured vector store, creating a local store that does not exist.
+/// Opens the configured vector store, creating a local store that does not
+/// exist; one that exists opens read-only where this process cannot write it.
 pub fn open_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
     open(config, false)
 }
@@ -109,7 +110,9 @@ fn open(config: &Config, existing: bool) -> Result<Arc<dyn VectorStore>> {
         Backend::Local => {
             use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
             let (path, options) = (&config.store_path, SqliteOptions::default());
-            Ok(Arc::new(if existing {
+            // A store that exists opens read-only where it cannot be written.
+            let exists = path.join(lobster_vector_sqlite::DB_FILE).is_file();
+            Ok(Arc::new(if existing || exists {
                 SqliteStore::open_existing(path, options)?
             } else {
                 SqliteStore::open(path, options)?
