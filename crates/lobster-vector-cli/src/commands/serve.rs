@@ -40,9 +40,10 @@ fn warm_up_in_background(state: &AppState) {
     tokio::task::spawn_blocking(move || match state.warm_up() {
         Ok(()) => eprintln!("lobster-vector: ready"),
         Err(e) => {
-            // Requests then report the error themselves.
-            tracing::error!("warm-up failed: {}", e.chain());
+            // Requests then report the error themselves; ready before the
+            // log line, so whoever waits for the line finds it answering.
             state.set_ready();
+            tracing::error!("warm-up failed: {}", e.chain());
         }
     });
 }
