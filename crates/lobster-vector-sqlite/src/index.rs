@@ -396,8 +396,9 @@ pub(crate) fn save(dir: &Path, name: &str, live: &LiveIndex) -> Result<IndexMeta
 /// removal and sweep of index files holds.
 const SAVE_LOCK: &str = "save.lock";
 
-/// How long a removal of index files waits for a save in progress.
-const REMOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a writer's save, removal or sweep of index files waits for a
+/// save in progress (a reader's save skips instead of waiting).
+pub(crate) const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Takes the index directory's save lock, waiting up to `wait`; released
 /// when the file is dropped. `Error::StoreLocked` past `wait`.
@@ -407,7 +408,7 @@ pub(crate) fn save_lock(dir: &Path, wait: std::time::Duration) -> Result<File> {
 
 /// Removes a collection's index files (missing files are fine).
 pub(crate) fn remove_files(dir: &Path, name: &str) {
-    let _lock = match save_lock(dir, REMOVE_WAIT) {
+    let _lock = match save_lock(dir, SAVE_WAIT) {
         Ok(l) => Some(l),
         Err(e) => {
             tracing::warn!(collection = name, error = %e, "removing index files without the save lock");

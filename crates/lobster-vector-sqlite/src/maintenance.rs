@@ -106,9 +106,6 @@ pub struct BackupReport {
 /// Attempts at a consistent snapshot of one collection while writes go on.
 const CHECK_ATTEMPTS: usize = 5;
 
-/// How long `compact` waits for a reader's save before it removes stray files.
-const STRAY_SWEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Records whose index vector is compared with SQLite's, per collection.
 const VECTOR_SAMPLE: usize = 1_000;
 
@@ -325,7 +322,7 @@ impl SqliteStore {
         }
         let mut stray = 0;
         {
-            let _lock = index::save_lock(&self.paths.index_dir, STRAY_SWEEP_WAIT)?;
+            let _lock = index::save_lock(&self.paths.index_dir, index::SAVE_WAIT)?;
             for (n, p) in index_files(&self.paths.index_dir) {
                 let is_tmp = p.extension().is_some_and(|x| x == "tmp");
                 let legacy = p

@@ -25,9 +25,6 @@ use crate::{BACKEND, DB_FILE, INDEX_DIR, LOCK_FILE};
 /// Rows fetched per query while rebuilding or replaying an index.
 const REPLAY_BATCH: usize = 8_192;
 
-/// How long a writer's save waits for a reader's save of index files.
-const WRITER_SAVE_WAIT: Duration = Duration::from_secs(60);
-
 /// The files of a store directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
@@ -299,7 +296,7 @@ impl SqliteStore {
 
     /// Removes `*.tmp` files a crashed save left behind.
     fn sweep_temp_files(&self) {
-        let Ok(_lock) = index::save_lock(&self.paths.index_dir, WRITER_SAVE_WAIT) else {
+        let Ok(_lock) = index::save_lock(&self.paths.index_dir, index::SAVE_WAIT) else {
             return;
         };
         let Ok(entries) = fs::read_dir(&self.paths.index_dir) else {
@@ -708,7 +705,7 @@ impl SqliteStore {
     /// Saves one collection's index file if it changed since the last save, then
     /// prunes the collection's tombstones up to the saved sequence number.
     pub(crate) fn save_slot(&self, w: &mut Writer, name: &str, slot: &Slot) -> Result<()> {
-        let Some(meta) = self.save_file(name, slot, WRITER_SAVE_WAIT, None)? else {
+        let Some(meta) = self.save_file(name, slot, index::SAVE_WAIT, None)? else {
             return Ok(());
         };
         let db = &self.paths.db;
