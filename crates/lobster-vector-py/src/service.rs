@@ -22,7 +22,7 @@ fn asset_library(assets_dir: Option<PathBuf>) -> PyResult<OntologyLibrary> {
         Some(d) => d,
         None => config(None, None, None, None)?.assets_dir,
     };
-    Ok(OntologyLibrary::new(vec![dir.join("ontologies")]))
+    Ok(OntologyLibrary::in_assets(&dir))
 }
 
 /// Matching, querying and building over one store, embedder and reranker.

@@ -78,9 +78,9 @@ impl Ctx<'_> {
         CuratedStore::in_dir(&self.config.store_path)
     }
 
-    /// Ontology sources: the asset directory's `ontologies/`.
+    /// Ontology sources: the asset directory's `ontologies/` (compiled indexes in `compiled/`).
     pub fn ontologies(&self) -> OntologyLibrary {
-        OntologyLibrary::new(vec![self.config.assets_dir.join("ontologies")])
+        OntologyLibrary::in_assets(&self.config.assets_dir)
     }
 }
 

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::text;
 use crate::ontology::Ontology;
 
 /// One indexed text: a term's label (slot 0) or synonym `slot - 1`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Index of the term in [`Ontology::terms`].
     pub term: u32,
@@ -74,7 +75,7 @@ const B: f32 = 0.75;
 const MAX_GRAM_POSTINGS: usize = 20_000;
 
 /// The lexical index of one ontology.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LexicalIndex {
     entries: Vec<Entry>,
     /// Per term: the range of its entries.
@@ -243,6 +244,53 @@ impl LexicalIndex {
             gram_norms,
             initialisms,
         }
+    }
+
+    /// Whether every id the index holds points inside it and it covers the
+    /// `terms` terms of its ontology: what a saved index must pass before it
+    /// is used (linear in its size).
+    pub(crate) fn is_consistent(&self, terms: usize) -> bool {
+        let n_entries = self.entries.len() as u32;
+        let n_words = self.words.len();
+        let n_grams = self.gram_idf.len();
+        let word_ok = |w: &u32| (*w as usize) < n_words;
+        let entry_ok = |e: &u32| *e < n_entries;
+        self.term_entries.len() == terms
+            && self
+                .term_entries
+                .iter()
+                .all(|&(a, b)| a <= b && b <= n_entries)
+            && self
+                .entries
+                .iter()
+                .all(|e| (e.term as usize) < terms && e.tokens.iter().all(word_ok))
+            && self.vocab.len() == n_words
+            && self.vocab.values().all(word_ok)
+            && self.sorted_vocab.len() == n_words
+            && self.sorted_vocab.iter().all(|(_, w)| word_ok(w))
+            && self.idf.len() == n_words
+            && self.keep_rate.len() == n_words
+            && self.word_postings.len() == n_words
+            && self.word_postings.iter().flatten().all(entry_ok)
+            && self.grams.len() == n_grams
+            && self.grams.values().all(|g| (*g as usize) < n_grams)
+            && self.gram_postings.len() == n_grams
+            && self
+                .gram_postings
+                .iter()
+                .flatten()
+                .all(|(e, _)| entry_ok(e))
+            && self.gram_norms.len() == self.entries.len()
+            && self.initialisms.values().flatten().all(entry_ok)
+            && self
+                .substitutes
+                .iter()
+                .all(|(w, subs)| word_ok(w) && subs.iter().all(word_ok))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn entries_mut_for_test(&mut self) -> &mut [Entry] {
+        &mut self.entries
     }
 
     /// Every indexed entry.

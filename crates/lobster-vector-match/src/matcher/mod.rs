@@ -6,6 +6,7 @@
 //! ontology's own synonyms.
 
 pub mod candidates;
+pub mod compiled;
 pub mod fit;
 pub mod lexical;
 pub mod model;

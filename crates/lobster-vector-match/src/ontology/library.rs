@@ -15,6 +15,7 @@ const EXTENSIONS: [&str; 4] = [".json.zst", ".json", ".obo.zst", ".obo"];
 #[derive(Debug, Default)]
 pub struct OntologyLibrary {
     dirs: Vec<PathBuf>,
+    compiled_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<PathBuf, Arc<Ontology>>>,
 }
 
@@ -30,8 +31,23 @@ impl OntologyLibrary {
     pub fn new(dirs: Vec<PathBuf>) -> Self {
         Self {
             dirs,
+            compiled_dir: None,
             loaded: Mutex::default(),
         }
+    }
+
+    /// The library of an asset directory: sources in `assets/ontologies`
+    /// (where `scripts/setup.sh` puts them), compiled indexes in `assets/compiled`.
+    pub fn in_assets(assets: &Path) -> Self {
+        Self::new(vec![assets.join("ontologies")]).with_compiled_dir(assets.join("compiled"))
+    }
+
+    /// Ontologies this library loads keep their [compiled lexical
+    /// index](crate::matcher::compiled) under `dir`.
+    #[must_use]
+    pub fn with_compiled_dir(mut self, dir: PathBuf) -> Self {
+        self.compiled_dir = Some(dir);
+        self
     }
 
     /// The directories searched.
@@ -50,7 +66,9 @@ impl OntologyLibrary {
         {
             return Ok(o.clone());
         }
-        let o = Arc::new(Ontology::load(path)?);
+        let mut o = Ontology::load(path)?;
+        o.set_compiled_dir(self.compiled_dir.clone());
+        let o = Arc::new(o);
         self.loaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -169,6 +169,8 @@ pub struct Ontology {
     adjacency: OnceLock<Adjacency>,
     lexical: OnceLock<crate::matcher::lexical::LexicalIndex>,
     structure: OnceLock<crate::matcher::structure::TermStructure>,
+    /// Where the [compiled lexical index](crate::matcher::compiled) is read and written.
+    compiled_dir: Option<PathBuf>,
 }
 
 impl Ontology {
@@ -271,6 +273,7 @@ impl Ontology {
             adjacency: OnceLock::new(),
             lexical: OnceLock::new(),
             structure: OnceLock::new(),
+            compiled_dir: None,
         })
     }
 
@@ -282,10 +285,19 @@ impl Ontology {
         self.adjacency.get_or_init(|| Adjacency::build(self))
     }
 
-    /// The lexical index of the live labels and synonyms, built on first use.
+    /// Reads and writes the compiled lexical index of this ontology under
+    /// `dir` (see [`crate::matcher::compiled`]); without it the index is
+    /// built in memory on first use.
+    pub fn set_compiled_dir(&mut self, dir: Option<PathBuf>) {
+        self.compiled_dir = dir;
+    }
+
+    /// The lexical index of the live labels and synonyms, read from its
+    /// compiled file or built on first use.
     pub fn lexical(&self) -> &crate::matcher::lexical::LexicalIndex {
-        self.lexical
-            .get_or_init(|| crate::matcher::lexical::LexicalIndex::build(self))
+        self.lexical.get_or_init(|| {
+            crate::matcher::compiled::load_or_build(self, self.compiled_dir.as_deref())
+        })
     }
 
     /// Depth and generality of every term, built on first use.
