@@ -82,7 +82,18 @@ def make(a):
 
 def evaluate(a):
     queries = json.load(open(os.path.join(a.out, "queries.json")))
-    env = dict(os.environ, LOBSTER_VECTOR_STORE_PATH=a.store)
+    # The matcher needs the sources the store was built from: an asset
+    # directory whose ontologies/ are the held-out copies (models and the
+    # rest linked from the real one).
+    assets = os.path.join(a.out, "assets")
+    os.makedirs(assets, exist_ok=True)
+    for name in os.listdir(a.assets):
+        link = os.path.join(assets, name)
+        if name not in ("ontologies", "compiled") and not os.path.lexists(link):
+            os.symlink(os.path.join(os.path.abspath(a.assets), name), link)
+    if not os.path.lexists(os.path.join(assets, "ontologies")):
+        os.symlink(os.path.abspath(os.path.join(a.out, "ontologies")), os.path.join(assets, "ontologies"))
+    env = dict(os.environ, LOBSTER_VECTOR_STORE_PATH=a.store, LOBSTER_ASSETS_DIR=assets)
     rows, report = [], {}
     for ontology in PREFIX:
         qs = [q for q in queries if q["ontology"] == ontology]
@@ -149,6 +160,8 @@ def main():
     e.add_argument("--store", required=True)
     e.add_argument("-k", type=int, default=5)
     e.add_argument("--json")
+    e.add_argument("--assets", default=os.environ.get("LOBSTER_ASSETS_DIR", os.path.expanduser("~/.lobster/assets")),
+                   help="the real asset directory (models); its ontologies are replaced by OUT/ontologies")
     a = ap.parse_args()
     make(a) if a.cmd == "make" else evaluate(a)
 
