@@ -90,19 +90,6 @@ pub fn records(records: &[Record], expected: Option<usize>) -> Result<Option<usi
     Ok(dim)
 }
 
-/// Checks column-oriented input has equal lengths, naming the first column that differs.
-pub fn column_lengths(columns: &[(&str, usize)]) -> Result<()> {
-    if let Some(((first, n), (other, m))) = columns
-        .first()
-        .and_then(|f| columns.iter().find(|c| c.1 != f.1).map(|o| (*f, *o)))
-    {
-        return Err(Error::invalid_input(format!(
-            "mismatched lengths: {n} {first} but {m} {other}"
-        )));
-    }
-    Ok(())
-}
-
 /// Checks a query vector against the collection dimension.
 pub fn query(v: &[f32], expected: usize) -> Result<()> {
     vector("query vector", v)?;
@@ -146,14 +133,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn column_length_mismatch_names_columns() {
-        assert!(column_lengths(&[("ids", 2), ("vectors", 2)]).is_ok());
-        let e = column_lengths(&[("ids", 2), ("vectors", 3)])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("2 ids") && e.contains("3 vectors"), "{e}");
     }
 }

@@ -133,10 +133,11 @@ fn obo_fixture_loads_with_metadata_and_terms() -> Result<()> {
     assert!(matches!(err, Error::TermNotFound { .. }), "{err}");
     assert!(ont.get("CL:9999999").is_none());
 
-    let by_label: Vec<&str> = ont
-        .find_by_label("T-Cells")
-        .iter()
-        .map(|t| t.id.as_str())
+    let by_label: Vec<&str> = ExactIndex::new(&ont)
+        .lookup("T-Cells")
+        .into_iter()
+        .filter(|m| m.kind == EntryKind::Label)
+        .map(|m| m.id)
         .collect();
     assert_eq!(by_label, vec!["CL:0000084"]);
     Ok(())

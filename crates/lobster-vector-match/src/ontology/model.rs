@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::graph::Adjacency;
-use super::normalize::{ExactIndex, ExactTable};
+use super::normalize::ExactTable;
 use super::OntologyKind;
 use crate::{Error, Result};
 
@@ -153,7 +153,7 @@ pub struct Redirect {
 ///
 /// Term ids are unique. Build one with [`Ontology::load`] (files) or
 /// [`Ontology::from_terms`] (in memory). The exact-match table behind
-/// [`ExactIndex`] and the adjacency behind [`super::graph::Graph`] are built
+/// [`ExactIndex`](super::ExactIndex) and the adjacency behind [`super::graph::Graph`] are built
 /// on first use and kept with the ontology (thread-safe), so loading pays
 /// only for parsing.
 #[derive(Debug, Clone)]
@@ -377,23 +377,6 @@ impl Ontology {
     /// Terms that are not deprecated, in source order.
     pub fn live_terms(&self) -> impl Iterator<Item = &Term> + '_ {
         self.terms.iter().filter(|t| !t.deprecated)
-    }
-
-    /// Terms whose label equals `label` after
-    /// [`normalize_label`](super::normalize_label) (so case, hyphens, spacing
-    /// and a plural do not matter): live terms first (by id), then deprecated
-    /// ones whose label matches with or without its `obsolete ` prefix.
-    /// The first call builds the exact-match table (see [`ExactIndex`]).
-    pub fn find_by_label(&self, label: &str) -> Vec<&Term> {
-        let index = ExactIndex::new(self);
-        let mut found: Vec<&Term> = index
-            .lookup(label)
-            .into_iter()
-            .filter(|m| m.kind == super::EntryKind::Label)
-            .filter_map(|m| self.get(m.id))
-            .collect();
-        found.extend(index.lookup_obsolete(label));
-        found
     }
 
     /// Where an obsolete term points: `None` when `id` is unknown or live.
