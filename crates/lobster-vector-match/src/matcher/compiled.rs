@@ -7,8 +7,9 @@
 //! SHA-256, a checksum of the payload) and the index. It is used only when
 //! every part of the header matches and the index passes
 //! [`LexicalIndex::is_consistent`]; otherwise the index is built and the file
-//! written again (to a temporary name, then renamed). Failing to read or
-//! write the file is never an error: the index is then built in memory.
+//! written again (to a temporary name, then renamed), and the ontology's
+//! older files beyond the newest few are removed. Failing to read or write
+//! the file is never an error: the index is then built in memory.
 
 use std::path::{Path, PathBuf};
 
@@ -57,10 +58,49 @@ pub fn load_or_build(ontology: &Ontology, dir: Option<&Path>) -> LexicalIndex {
         }
     }
     let index = LexicalIndex::build(ontology);
-    if let Err(e) = write(&path, ontology, &index) {
-        tracing::debug!(path = %path.display(), "compiled lexical index not written: {e}");
+    match write(&path, ontology, &index) {
+        Ok(()) => prune(&path, ontology.name()),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), "compiled lexical index not written: {e}")
+        }
     }
     index
+}
+
+/// Compiled files of one ontology kept, the newest ones (other sources and releases).
+const KEEP_PER_ONTOLOGY: usize = 3;
+/// Temporary files older than this are left by a process that died while writing.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes, beside the file just written at `written`, the compiled files
+/// of `ontology` beyond the [`KEEP_PER_ONTOLOGY`] newest and temporary files
+/// older than [`STALE_TEMP`]. Best effort: what cannot be removed stays.
+fn prune(written: &Path, ontology: &str) {
+    let Some(dir) = written.parent() else { return };
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{ontology}-");
+    let mut older: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for entry in listing.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            if modified.elapsed().is_ok_and(|age| age > STALE_TEMP) {
+                let _ = std::fs::remove_file(&path);
+            }
+        } else if name.starts_with(&prefix) && name.ends_with(".lexical") && path != written {
+            older.push((modified, path));
+        }
+    }
+    older.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (_, path) in older.into_iter().skip(KEEP_PER_ONTOLOGY - 1) {
+        tracing::debug!(path = %path.display(), "removing an old compiled lexical index");
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Reads and checks a compiled index.
@@ -219,5 +259,47 @@ mod tests {
         std::fs::write(dir.path().join("compiled"), b"").unwrap();
         let ontology = load(dir.path(), &source);
         assert_eq!(ontology.lexical(), &LexicalIndex::build(&ontology));
+    }
+
+    #[test]
+    fn old_compiled_files_of_the_same_ontology_are_pruned() {
+        let (dir, source) = assets();
+        let compiled = dir.path().join("compiled");
+        std::fs::create_dir_all(&compiled).unwrap();
+        let touch = |name: &str, age_s: u64| {
+            let p = compiled.join(name);
+            std::fs::write(&p, b"old").unwrap();
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        touch("cell_ontology-v0-aaaaaaaaaaaaaaaa.lexical", 300);
+        touch("cell_ontology-v0-bbbbbbbbbbbbbbbb.lexical", 200);
+        touch("cell_ontology-v0-cccccccccccccccc.lexical", 100);
+        touch("mondo-v0-aaaaaaaaaaaaaaaa.lexical", 400);
+        touch(".cell_ontology-v0-dead.lexical.1.tmp", 7200);
+        touch(".cell_ontology-v0-live.lexical.2.tmp", 10);
+        let ontology = load(dir.path(), &source);
+        let _ = ontology.lexical();
+        let mut left: Vec<String> = std::fs::read_dir(&compiled)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let written = path_of(&ontology, &compiled).unwrap();
+        let written = written.file_name().unwrap().to_string_lossy().into_owned();
+        let mut expected = vec![
+            ".cell_ontology-v0-live.lexical.2.tmp".to_string(),
+            "cell_ontology-v0-bbbbbbbbbbbbbbbb.lexical".to_string(),
+            "cell_ontology-v0-cccccccccccccccc.lexical".to_string(),
+            "mondo-v0-aaaaaaaaaaaaaaaa.lexical".to_string(),
+            written,
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }
