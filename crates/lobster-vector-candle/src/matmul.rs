@@ -236,8 +236,11 @@ unsafe fn tile(
     cols: usize,
     step: Step<'_>,
 ) {
-    debug_assert!(rows <= MR && cols <= NR);
-    debug_assert!(a.len() == MR * k && b.len() == k * NR);
+    assert!(rows <= MR && cols <= NR, "a tile is at most MR × NR");
+    assert!(
+        a.len() == MR * k && b.len() == k * NR,
+        "packed strips hold MR × k and k × NR values"
+    );
     #[cfg(test)]
     let portable = tests::FORCE_PORTABLE.with(|f| f.get());
     #[cfg(not(test))]

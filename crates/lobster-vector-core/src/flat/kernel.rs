@@ -169,7 +169,11 @@ fn has_avx2_fma() -> bool {
 
 /// Dot product of two equal-length slices.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "dot product of slices of different lengths"
+    );
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above).
@@ -214,9 +218,12 @@ pub fn top_k(data: &[f32], dim: usize, query: &[f32], k: usize) -> Vec<(f32, u32
 
 /// Row-major `a (m×d)` times `b (n×d)` transposed into `out (m×n)`.
 fn matmul_transposed(a: &[f32], m: usize, b: &[f32], n: usize, d: usize, out: &mut [f32]) {
-    debug_assert!(a.len() >= m * d && b.len() >= n * d && out.len() >= m * n);
-    // SAFETY: the slices hold m×d, n×d and m×n elements (asserted by the callers'
-    // construction, checked in debug builds) and the strides below stay within them.
+    assert!(
+        a.len() >= m * d && b.len() >= n * d && out.len() >= m * n,
+        "matrix slices shorter than their shapes"
+    );
+    // SAFETY: the slices hold m×d, n×d and m×n elements (asserted above) and
+    // the strides below stay within them.
     unsafe {
         gemm::gemm(
             m,

@@ -68,7 +68,11 @@ unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
 /// Dot product of two equal-length codes.
 #[inline]
 pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    debug_assert_eq!(a.len(), b.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "dot product of codes of different lengths"
+    );
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked above).

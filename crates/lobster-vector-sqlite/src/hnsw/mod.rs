@@ -61,7 +61,11 @@ impl<T: Plain> Section<T> {
             Section::Owned(v) => v,
             Section::Mapped { map, offset, len } => {
                 let bytes = &map[*offset..*offset + len * size_of::<T>()];
-                debug_assert_eq!(bytes.as_ptr() as usize % align_of::<T>(), 0);
+                assert_eq!(
+                    bytes.as_ptr() as usize % align_of::<T>(),
+                    0,
+                    "a mapped section is aligned for its type"
+                );
                 // SAFETY: `file::view` only creates sections whose byte range lies
                 // inside the map and starts at an offset aligned for `T` (the map
                 // itself is page-aligned); `T` is a plain number type for which every
