@@ -13,6 +13,7 @@
 //!   tier of every match) and re-mapping across ontology releases.
 
 pub mod build;
+mod compiled;
 pub mod curation;
 pub mod matcher;
 pub mod ontology;

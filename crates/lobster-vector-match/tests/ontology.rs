@@ -9,7 +9,7 @@ use lobster_vector_core::testing::service_unavailable;
 use lobster_vector_core::{Error, Result};
 use lobster_vector_match::ontology::graph::{Graph, Related};
 use lobster_vector_match::ontology::{
-    normalize_label, EntryKind, ExactIndex, Ontology, OntologyKind, SynonymScope,
+    normalize_label, EntryKind, ExactIndex, Ontology, OntologyKind, SynonymScope, Term,
 };
 use sha2::{Digest, Sha256};
 
@@ -667,5 +667,104 @@ fn in_memory_ontology() -> Result<()> {
     let ont = Ontology::from_terms("x", None, "v1", vec![])?;
     assert!(ont.is_empty());
     assert_eq!(ont.source_sha256(), "");
+    Ok(())
+}
+
+/// Everything a loaded ontology says of itself.
+fn snapshot(
+    o: &Ontology,
+) -> (
+    String,
+    Option<OntologyKind>,
+    String,
+    String,
+    PathBuf,
+    Vec<Term>,
+) {
+    (
+        o.name().to_string(),
+        o.kind(),
+        o.version().to_string(),
+        o.source_sha256().to_string(),
+        o.source_path().to_path_buf(),
+        o.terms().to_vec(),
+    )
+}
+
+fn compiled_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|l| l.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == extension));
+    files.sort();
+    files
+}
+
+#[test]
+fn compiled_terms_load_exactly_like_the_source_and_are_never_trusted_blindly() -> Result<()> {
+    let dir = TempDir::new("compiled");
+    let compiled = dir.0.join("compiled");
+    let compressed = zstd::encode_all(CELLXGENE_JSON.as_bytes(), 3).expect("compress");
+    let json = dir.write("CL-ontology-v2026-01-02.json.zst", &compressed);
+    let obo = dir.write(
+        "mini.obo",
+        &std::fs::read(fixture("mini_cl.obo")).expect("fixture"),
+    );
+    for source in [&json, &obo] {
+        let parsed = snapshot(&Ontology::load(source)?);
+        // The first load parses and writes the compiled terms; the second reads them.
+        assert_eq!(
+            snapshot(&Ontology::load_compiled(source, &compiled)?),
+            parsed
+        );
+        let file = compiled_files(&compiled, "terms")
+            .into_iter()
+            .find(|p| {
+                p.file_name().is_some_and(|n| {
+                    n.to_string_lossy()
+                        .starts_with(&*source.file_name().unwrap().to_string_lossy())
+                })
+            })
+            .expect("a compiled terms file");
+        let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+        assert_eq!(
+            snapshot(&Ontology::load_compiled(source, &compiled)?),
+            parsed
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().modified().unwrap(),
+            written
+        );
+
+        // A damaged file is not used: the source is parsed again, the file rewritten.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x20;
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(
+            snapshot(&Ontology::load_compiled(source, &compiled)?),
+            parsed
+        );
+        assert_ne!(std::fs::read(&file).unwrap(), bytes);
+    }
+
+    // The same file name with other content: its own compiled file, its own terms.
+    let changed = CELLXGENE_JSON.replace("A lymphocyte with a T cell receptor.", "Changed.");
+    let changed_bytes = zstd::encode_all(changed.as_bytes(), 3).expect("compress");
+    std::fs::write(&json, &changed_bytes).unwrap();
+    let reparsed = Ontology::load_compiled(&json, &compiled)?;
+    assert_eq!(snapshot(&reparsed), snapshot(&Ontology::load(&json)?));
+    assert_eq!(
+        reparsed.term("CL:0000084")?.definition.as_deref(),
+        Some("Changed.")
+    );
+    assert_eq!(compiled_files(&compiled, "terms").len(), 3);
+    // Errors of the source stay errors of the source.
+    std::fs::write(&json, &changed_bytes[..changed_bytes.len() / 2]).unwrap();
+    let e = Ontology::load_compiled(&json, &compiled).expect_err("truncated");
+    assert!(
+        e.to_string().contains("truncated or corrupt zstd data"),
+        "{e}"
+    );
     Ok(())
 }

@@ -66,9 +66,10 @@ impl OntologyLibrary {
         {
             return Ok(o.clone());
         }
-        let mut o = Ontology::load(path)?;
-        o.set_compiled_dir(self.compiled_dir.clone());
-        let o = Arc::new(o);
+        let o = Arc::new(match &self.compiled_dir {
+            Some(dir) => Ontology::load_compiled(path, dir)?,
+            None => Ontology::load(path)?,
+        });
         self.loaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -207,7 +207,21 @@ impl Ontology {
     ///   stream, or a duplicate term id in JSON;
     /// - [`Error::InvalidInput`] for an unsupported file extension.
     pub fn load(path: impl AsRef<Path>) -> Result<Ontology> {
-        super::source::load(path.as_ref())
+        super::source::load(path.as_ref(), None)
+    }
+
+    /// [`load`](Self::load), reading the file's compiled terms from
+    /// `compiled_dir` when they are current and writing them there when not
+    /// (see [`crate::compiled`]); the ontology then also keeps its compiled
+    /// lexical index there. The result equals what [`load`](Self::load) gives.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load); a compiled file that cannot be read or
+    /// written is never an error.
+    pub fn load_compiled(path: impl AsRef<Path>, compiled_dir: &Path) -> Result<Ontology> {
+        let mut o = super::source::load(path.as_ref(), Some(compiled_dir))?;
+        o.compiled_dir = Some(compiled_dir.to_path_buf());
+        Ok(o)
     }
 
     /// Builds an ontology from terms already in memory (tests, other
@@ -283,13 +297,6 @@ impl Ontology {
 
     pub(crate) fn adjacency(&self) -> &Adjacency {
         self.adjacency.get_or_init(|| Adjacency::build(self))
-    }
-
-    /// Reads and writes the compiled lexical index of this ontology under
-    /// `dir` (see [`crate::matcher::compiled`]); without it the index is
-    /// built in memory on first use.
-    pub fn set_compiled_dir(&mut self, dir: Option<PathBuf>) {
-        self.compiled_dir = dir;
     }
 
     /// The lexical index of the live labels and synonyms, read from its

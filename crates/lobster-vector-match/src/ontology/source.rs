@@ -1,14 +1,48 @@
-//! Reading an ontology file: format by name, optional zstd, SHA-256 in the
-//! same pass.
+//! Reading an ontology file: format by name, optional zstd, the SHA-256 of
+//! the bytes on disk, and the [compiled terms](crate::compiled) that spare
+//! a later process the decompression and parsing.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{cellxgene, obo, Ontology};
+use super::{cellxgene, obo, Ontology, OntologyKind, Term};
+use crate::compiled::{self, Kind};
 use crate::{Error, Result};
+
+/// The parsed terms of a source, as a compiled file holds them.
+const TERMS: Kind = Kind {
+    magic: b"LVONTv1\0",
+    fingerprint: compiled::fingerprint(&[
+        include_bytes!("source.rs"),
+        include_bytes!("cellxgene.rs"),
+        include_bytes!("obo.rs"),
+        include_bytes!("model.rs"),
+        include_bytes!("kind.rs"),
+    ]),
+    extension: "terms",
+};
+
+/// What a compiled terms file holds besides the checksum in its header.
+#[derive(Deserialize)]
+struct CompiledTerms {
+    name: String,
+    kind: Option<OntologyKind>,
+    version: String,
+    terms: Vec<Term>,
+}
+
+/// [`CompiledTerms`] borrowed from a parsed ontology, for writing (same encoding).
+#[derive(Serialize)]
+struct CompiledTermsRef<'a> {
+    name: &'a str,
+    kind: Option<OntologyKind>,
+    version: &'a str,
+    terms: &'a [Term],
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -16,7 +50,10 @@ enum Format {
     Obo,
 }
 
-pub(super) fn load(path: &Path) -> Result<Ontology> {
+/// Loads `path`; with `compiled_dir`, from the compiled terms of the same
+/// bytes when that file is current (checked by SHA-256, code fingerprint and
+/// checksum), else by parsing, writing the compiled file for the next process.
+pub(super) fn load(path: &Path, compiled_dir: Option<&Path>) -> Result<Ontology> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -38,7 +75,37 @@ pub(super) fn load(path: &Path) -> Result<Ontology> {
         )));
     };
     let started = std::time::Instant::now();
-    let (bytes, sha256) = read_all(path, compressed)?;
+    let raw = read_raw(path)?;
+    let sha256 = hex_sha256(&raw);
+    let compiled_path =
+        compiled_dir.and_then(|dir| compiled::path(dir, &file_name, &sha256, TERMS));
+    if let Some(cpath) = &compiled_path {
+        match compiled::read::<CompiledTerms>(cpath, TERMS, &sha256) {
+            Ok(c) => {
+                let o = Ontology::assemble(
+                    c.name,
+                    c.kind,
+                    c.version,
+                    sha256,
+                    path.to_path_buf(),
+                    c.terms,
+                )?;
+                tracing::debug!(
+                    path = %path.display(),
+                    terms = o.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "loaded compiled ontology"
+                );
+                return Ok(o);
+            }
+            Err(why) => tracing::debug!(path = %cpath.display(), "compiled terms not used: {why}"),
+        }
+    }
+    let bytes = if compressed {
+        decompress(path, &raw)?
+    } else {
+        raw
+    };
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return Err(Error::Parse {
             path: path.to_path_buf(),
@@ -64,6 +131,22 @@ pub(super) fn load(path: &Path) -> Result<Ontology> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded ontology"
     );
+    if let Some(cpath) = &compiled_path {
+        let c = CompiledTermsRef {
+            name: ontology.name(),
+            kind: ontology.kind(),
+            version: ontology.version(),
+            terms: ontology.terms(),
+        };
+        let prefix = file_name.split("-ontology-").next().unwrap_or(&file_name);
+        compiled::save(
+            cpath,
+            TERMS,
+            ontology.source_sha256(),
+            &c,
+            &format!("{prefix}-ontology"),
+        );
+    }
     Ok(ontology)
 }
 
@@ -71,95 +154,57 @@ pub(super) fn load(path: &Path) -> Result<Ontology> {
 /// refused before it is parsed.
 pub(crate) const MAX_SOURCE_BYTES: u64 = 1 << 30;
 
-/// Reads the whole file (decompressing zstd when `compressed`) and returns its
-/// content with the lowercase hex SHA-256 of the bytes on disk.
-fn read_all(path: &Path, compressed: bool) -> Result<(Vec<u8>, String)> {
+/// Reads the file's bytes as stored (at most [`MAX_SOURCE_BYTES`]).
+fn read_raw(path: &Path) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|e| Error::io("cannot open ontology file", path, e))?;
     let size_hint = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    let mut hashing = HashingReader::new(file);
-    let mut content = Vec::new();
+    let mut raw = Vec::with_capacity(size_hint.min(MAX_SOURCE_BYTES as usize));
+    file.take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| Error::io("cannot read ontology file", path, e))?;
+    if raw.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(too_large(path, false));
+    }
+    Ok(raw)
+}
+
+/// Decompresses a zstd source (at most [`MAX_SOURCE_BYTES`] once decompressed).
+fn decompress(path: &Path, raw: &[u8]) -> Result<Vec<u8>> {
     let limit = MAX_SOURCE_BYTES + 1;
-    let read = if compressed {
-        // Compressed ontology JSON expands about tenfold.
-        content.reserve(size_hint.saturating_mul(10).min(MAX_SOURCE_BYTES as usize));
-        zstd::stream::read::Decoder::new(&mut hashing)
-            .and_then(|decoder| decoder.take(limit).read_to_end(&mut content))
-    } else {
-        content.reserve(size_hint.min(MAX_SOURCE_BYTES as usize));
-        (&mut hashing).take(limit).read_to_end(&mut content)
-    };
+    // Compressed ontology JSON expands about tenfold.
+    let mut content =
+        Vec::with_capacity(raw.len().saturating_mul(10).min(MAX_SOURCE_BYTES as usize));
+    let read = zstd::stream::read::Decoder::new(raw)
+        .and_then(|decoder| decoder.take(limit).read_to_end(&mut content));
     if content.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(Error::invalid_input(format!(
-            "`{}` holds more than {} MiB{}; no CL, UBERON or MONDO release comes near \
-             (the largest is under 200 MiB)",
-            path.display(),
-            MAX_SOURCE_BYTES >> 20,
-            if compressed { " once decompressed" } else { "" }
-        )));
+        return Err(too_large(path, true));
     }
-    let done = read.and_then(|_| hashing.drain());
-    if let Err(e) = done {
-        return Err(if hashing.failed || !compressed {
-            Error::io("cannot read ontology file", path, e)
-        } else {
-            Error::Parse {
-                path: path.to_path_buf(),
-                location: None,
-                message: format!("truncated or corrupt zstd data ({e})"),
-            }
-        });
-    }
-    Ok((content, hashing.hex_digest()))
+    read.map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        location: None,
+        message: format!("truncated or corrupt zstd data ({e})"),
+    })?;
+    Ok(content)
 }
 
-/// A reader that hashes every byte it passes on, and remembers whether the
-/// underlying reader (rather than a decoder above it) failed.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    failed: bool,
+fn too_large(path: &Path, compressed: bool) -> Error {
+    Error::invalid_input(format!(
+        "`{}` holds more than {} MiB{}; no CL, UBERON or MONDO release comes near \
+         (the largest is under 200 MiB)",
+        path.display(),
+        MAX_SOURCE_BYTES >> 20,
+        if compressed { " once decompressed" } else { "" }
+    ))
 }
 
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            failed: false,
-        }
+/// The lowercase hex SHA-256 of `bytes`.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{byte:02x}");
     }
-
-    /// Reads (and hashes) whatever a decoder left unread, so the digest covers
-    /// the whole file.
-    fn drain(&mut self) -> io::Result<()> {
-        io::copy(self, &mut io::sink()).map(|_| ())
-    }
-
-    fn hex_digest(self) -> String {
-        use std::fmt::Write;
-        let digest = self.hasher.finalize();
-        let mut hex = String::with_capacity(digest.len() * 2);
-        for byte in digest {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                Ok(n)
-            }
-            Err(e) => {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    self.failed = true;
-                }
-                Err(e)
-            }
-        }
-    }
+    hex
 }
