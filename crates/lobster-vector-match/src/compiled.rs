@@ -115,24 +115,25 @@ pub(crate) fn write<T: Serialize>(
     result
 }
 
-/// Writes like [`write`], then [prunes](prune) beside it; a failure is
-/// logged at debug level and otherwise ignored.
-pub(crate) fn save<T: Serialize>(path: &Path, kind: Kind, sha256: &str, value: &T, stem: &str) {
+/// Writes like [`write`], then [prunes](prune) the older files of `family`
+/// beside it; a failure is logged at debug level and otherwise ignored.
+pub(crate) fn save<T: Serialize>(path: &Path, kind: Kind, sha256: &str, value: &T, family: &str) {
     match write(path, kind, sha256, value) {
-        Ok(()) => prune(path, stem, kind),
+        Ok(()) => prune(path, family, kind),
         Err(e) => tracing::debug!(path = %path.display(), "compiled file not written: {e}"),
     }
 }
 
 /// Removes, beside the file just written at `written`, the files of `kind`
-/// whose name starts with `stem-` beyond the [`KEEP_PER_ONTOLOGY`] newest,
-/// and temporary files older than [`STALE_TEMP`]. Best effort.
-pub(crate) fn prune(written: &Path, stem: &str, kind: Kind) {
+/// whose name starts with `family-` (one ontology's sources and releases)
+/// beyond the [`KEEP_PER_ONTOLOGY`] newest, and temporary files older than
+/// [`STALE_TEMP`]. Best effort.
+fn prune(written: &Path, family: &str, kind: Kind) {
     let Some(dir) = written.parent() else { return };
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!("{stem}-");
+    let prefix = format!("{family}-");
     let suffix = format!(".{}", kind.extension);
     let mut older: Vec<(SystemTime, PathBuf)> = Vec::new();
     for entry in listing.flatten() {

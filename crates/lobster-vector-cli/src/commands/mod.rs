@@ -78,7 +78,7 @@ impl Ctx<'_> {
         CuratedStore::in_dir(&self.config.store_path)
     }
 
-    /// Ontology sources: the asset directory's `ontologies/` (compiled indexes in `compiled/`).
+    /// Ontology sources: the asset directory's `ontologies/` (compiled files in `compiled/`).
     pub fn ontologies(&self) -> OntologyLibrary {
         OntologyLibrary::in_assets(&self.config.assets_dir)
     }

@@ -1,7 +1,7 @@
 //! Curation: mapping results for review ([`review`]), the SSSOM/TSV exchange
 //! format ([`sssom`]), curated mappings answered before any other match
 //! ([`curated`]), and re-mapping a mapping set to a newer ontology release
-//! ([`remap`]).
+//! ([`remap`](mod@remap)).
 
 pub mod curated;
 pub mod remap;

@@ -24,7 +24,7 @@ const LEXICAL: Kind = Kind {
 
 /// Where the compiled index of `ontology` lives under `dir`; `None` for an
 /// ontology without a source checksum (built in memory).
-pub fn path_of(ontology: &Ontology, dir: &Path) -> Option<PathBuf> {
+pub(crate) fn path_of(ontology: &Ontology, dir: &Path) -> Option<PathBuf> {
     let stem = format!("{}-{}", ontology.name(), ontology.version());
     compiled::path(dir, &stem, ontology.source_sha256(), LEXICAL)
 }
@@ -32,7 +32,7 @@ pub fn path_of(ontology: &Ontology, dir: &Path) -> Option<PathBuf> {
 /// The lexical index of `ontology`: read from its compiled file under
 /// `dir` when that file is current and sound, else built (and the file
 /// written, older ones of the same ontology pruned). Without `dir`, built.
-pub fn load_or_build(ontology: &Ontology, dir: Option<&Path>) -> LexicalIndex {
+pub(crate) fn load_or_build(ontology: &Ontology, dir: Option<&Path>) -> LexicalIndex {
     let Some(path) = dir.and_then(|d| path_of(ontology, d)) else {
         return LexicalIndex::build(ontology);
     };
@@ -60,12 +60,6 @@ fn read(path: &Path, ontology: &Ontology) -> Result<LexicalIndex, String> {
         return Err("inconsistent with the ontology".into());
     }
     Ok(index)
-}
-
-/// Writes a compiled index.
-#[cfg(test)]
-fn write(path: &Path, ontology: &Ontology, index: &LexicalIndex) -> std::io::Result<()> {
-    compiled::write(path, LEXICAL, ontology.source_sha256(), index)
 }
 
 #[cfg(test)]
@@ -160,7 +154,7 @@ mod tests {
         // correctly, refused by the consistency check.
         let mut broken = built.clone();
         broken.entries_mut_for_test()[0].tokens.push(u32::MAX);
-        write(&path, &ontology, &broken).unwrap();
+        compiled::write(&path, LEXICAL, ontology.source_sha256(), &broken).unwrap();
         assert!(read(&path, &ontology).unwrap_err().contains("inconsistent"));
 
         // Whatever was there, the next process builds the index and writes it again.

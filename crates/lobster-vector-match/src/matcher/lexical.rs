@@ -489,7 +489,7 @@ impl LexicalIndex {
 
     /// Word coverage of a query and an entry: the idf-weighted share of the
     /// query's words found in the entry, and of the entry's words found in
-    /// the query (a prefix match counts [`PREFIX_WEIGHT`]).
+    /// the query (a prefix match counts `PREFIX_WEIGHT`, 0.8).
     pub fn coverage(&self, q: &QueryTokens, entry: u32) -> (f32, f32) {
         let tokens = &self.entries[entry as usize].tokens;
         let mut q_total = 0.0f32;
@@ -519,7 +519,7 @@ impl LexicalIndex {
         (qc, ec)
     }
 
-    /// The words the ontology swaps for `word` (see [`learn_substitutes`]).
+    /// The words the ontology swaps for `word` (learned by [`LexicalIndex::build`] from its label/synonym pairs).
     pub fn substitutes_of(&self, word: &str) -> Vec<&str> {
         self.vocab
             .get(word)

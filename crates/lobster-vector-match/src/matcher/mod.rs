@@ -6,7 +6,7 @@
 //! ontology's own synonyms.
 
 pub mod candidates;
-pub mod compiled;
+pub(crate) mod compiled;
 pub mod fit;
 pub mod lexical;
 pub mod model;

@@ -37,17 +37,13 @@ impl OntologyLibrary {
     }
 
     /// The library of an asset directory: sources in `assets/ontologies`
-    /// (where `scripts/setup.sh` puts them), compiled indexes in `assets/compiled`.
+    /// (where `scripts/setup.sh` puts them), loaded with
+    /// [`Ontology::load_compiled`] from and into `assets/compiled`.
     pub fn in_assets(assets: &Path) -> Self {
-        Self::new(vec![assets.join("ontologies")]).with_compiled_dir(assets.join("compiled"))
-    }
-
-    /// Ontologies this library loads keep their [compiled lexical
-    /// index](crate::matcher::compiled) under `dir`.
-    #[must_use]
-    pub fn with_compiled_dir(mut self, dir: PathBuf) -> Self {
-        self.compiled_dir = Some(dir);
-        self
+        Self {
+            compiled_dir: Some(assets.join("compiled")),
+            ..Self::new(vec![assets.join("ontologies")])
+        }
     }
 
     /// The directories searched.

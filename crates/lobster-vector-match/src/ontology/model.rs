@@ -169,7 +169,7 @@ pub struct Ontology {
     adjacency: OnceLock<Adjacency>,
     lexical: OnceLock<crate::matcher::lexical::LexicalIndex>,
     structure: OnceLock<crate::matcher::structure::TermStructure>,
-    /// Where the [compiled lexical index](crate::matcher::compiled) is read and written.
+    /// Where the compiled lexical index is read and written (see `matcher::compiled`).
     compiled_dir: Option<PathBuf>,
 }
 
@@ -211,9 +211,10 @@ impl Ontology {
     }
 
     /// [`load`](Self::load), reading the file's compiled terms from
-    /// `compiled_dir` when they are current and writing them there when not
-    /// (see [`crate::compiled`]); the ontology then also keeps its compiled
-    /// lexical index there. The result equals what [`load`](Self::load) gives.
+    /// `compiled_dir` when they are current (same source SHA-256, same code,
+    /// intact) and writing them there when not; the ontology then also keeps
+    /// its compiled lexical index there. The result equals what
+    /// [`load`](Self::load) gives.
     ///
     /// # Errors
     /// As [`load`](Self::load); a compiled file that cannot be read or

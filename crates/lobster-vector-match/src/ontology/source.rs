@@ -2,6 +2,7 @@
 //! the bytes on disk, and the [compiled terms](crate::compiled) that spare
 //! a later process the decompression and parsing.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -26,22 +27,14 @@ const TERMS: Kind = Kind {
     extension: "terms",
 };
 
-/// What a compiled terms file holds besides the checksum in its header.
-#[derive(Deserialize)]
-struct CompiledTerms {
-    name: String,
+/// What a compiled terms file holds besides the checksum in its header:
+/// borrowed from a parsed ontology when written, owned when read.
+#[derive(Serialize, Deserialize)]
+struct CompiledTerms<'a> {
+    name: Cow<'a, str>,
     kind: Option<OntologyKind>,
-    version: String,
-    terms: Vec<Term>,
-}
-
-/// [`CompiledTerms`] borrowed from a parsed ontology, for writing (same encoding).
-#[derive(Serialize)]
-struct CompiledTermsRef<'a> {
-    name: &'a str,
-    kind: Option<OntologyKind>,
-    version: &'a str,
-    terms: &'a [Term],
+    version: Cow<'a, str>,
+    terms: Cow<'a, [Term]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +76,12 @@ pub(super) fn load(path: &Path, compiled_dir: Option<&Path>) -> Result<Ontology>
         match compiled::read::<CompiledTerms>(cpath, TERMS, &sha256) {
             Ok(c) => {
                 let o = Ontology::assemble(
-                    c.name,
+                    c.name.into_owned(),
                     c.kind,
-                    c.version,
+                    c.version.into_owned(),
                     sha256,
                     path.to_path_buf(),
-                    c.terms,
+                    c.terms.into_owned(),
                 )?;
                 tracing::debug!(
                     path = %path.display(),
@@ -132,20 +125,19 @@ pub(super) fn load(path: &Path, compiled_dir: Option<&Path>) -> Result<Ontology>
         "loaded ontology"
     );
     if let Some(cpath) = &compiled_path {
-        let c = CompiledTermsRef {
-            name: ontology.name(),
+        let c = CompiledTerms {
+            name: Cow::Borrowed(ontology.name()),
             kind: ontology.kind(),
-            version: ontology.version(),
-            terms: ontology.terms(),
+            version: Cow::Borrowed(ontology.version()),
+            terms: Cow::Borrowed(ontology.terms()),
         };
-        let prefix = file_name.split("-ontology-").next().unwrap_or(&file_name);
-        compiled::save(
-            cpath,
-            TERMS,
-            ontology.source_sha256(),
-            &c,
-            &format!("{prefix}-ontology"),
-        );
+        // One family per ontology: `<PREFIX>-ontology-<version>…` files share
+        // `<PREFIX>-ontology`; any other file name is its own family.
+        let family = match file_name.split_once("-ontology-") {
+            Some((prefix, _)) => format!("{prefix}-ontology"),
+            None => file_name.clone(),
+        };
+        compiled::save(cpath, TERMS, ontology.source_sha256(), &c, &family);
     }
     Ok(ontology)
 }
