@@ -8,6 +8,7 @@ use lobster_vector_core::{Embedder, Error, Result};
 use serde::Deserialize;
 use tokenizers::{Encoding, Tokenizer};
 
+use crate::adapt::AdaptationManifest;
 use crate::batch::{pack, run_sorted, thread_pool, Packed};
 use crate::model::{load_tokenizer, model_error, read_json, Bert, BertConfig, ModelFiles};
 use crate::resolve::{provider_info, resolve_model_dir};
@@ -70,7 +71,9 @@ pub struct BertOptions {
     /// Provider name reported by [`Embedder::provider`].
     pub provider: String,
     /// Model id reported by [`Embedder::model_id`] (and recorded in
-    /// collection artifacts): name the weights actually loaded.
+    /// collection artifacts): name the weights actually loaded. A directory
+    /// written by [`adapt`](fn@crate::adapt) names its own model id in its manifest,
+    /// and that one is reported instead.
     pub model_id: String,
     /// Pooling; `None` reads it from the directory's pooling module
     /// (`modules.json` → `1_Pooling/config.json`), and mean when there is none.
@@ -376,7 +379,10 @@ impl BertEmbedder {
             batch_size: options.batch_size,
             pool,
             provider: options.provider,
-            model_id: options.model_id,
+            model_id: match AdaptationManifest::read(dir)? {
+                Some(manifest) => manifest.model_id,
+                None => options.model_id,
+            },
             dir: dir.to_path_buf(),
         })
     }
@@ -420,6 +426,16 @@ impl BertEmbedder {
         } else {
             t.into()
         }
+    }
+
+    /// The encoder.
+    pub(crate) fn bert(&self) -> &Bert {
+        &self.model
+    }
+
+    /// The encodings of `texts` as embedding tokenises them.
+    pub(crate) fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.encode(texts)
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {

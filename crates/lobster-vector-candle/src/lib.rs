@@ -29,10 +29,15 @@
 //! candle's spinning thread pool competing with gemm's rayon threads.
 //! Measure with `examples/embed_bench.rs`.
 //!
+//! [`adapt`](fn@adapt) trains the top layers of such a model on an ontology's
+//! synonym pairs (candle's autograd and AdamW) and writes the result as a
+//! model directory this embedder loads like any other.
+//!
 //! Threads: everything runs on rayon — the embedder's own pool when
 //! [`BertOptions::threads`] is set, otherwise the pool the call runs in
 //! (the global pool, which the binary sizes from `LOBSTER_THREADS`).
 
+mod adapt;
 mod batch;
 mod cross_encoder;
 mod embedder;
@@ -41,6 +46,10 @@ mod matmul;
 mod model;
 mod resolve;
 
+pub use adapt::{
+    adapt, AdaptEvent, AdaptOptions, AdaptReport, AdaptationManifest, SourceRecord, SynonymSet,
+    MANIFEST_FILE,
+};
 pub use cross_encoder::{CrossEncoder, CrossEncoderOptions};
 pub use embedder::{BertEmbedder, BertOptions, Pooling, DEFAULT_BATCH_SIZE};
 pub use resolve::{assets_dir, find_model_dir, resolve_model_dir};

@@ -389,6 +389,20 @@ impl Bert {
         seqs: &[(usize, usize)],
         par: bool,
     ) -> Result<Vec<f32>> {
+        self.forward_layers(ids, type_ids, seqs, self.layers.len(), par)
+    }
+
+    /// [`forward`](Self::forward) through the embeddings and the first
+    /// `layers` encoder layers only (all of them when `layers` is larger):
+    /// the hidden state a trainer of the remaining layers starts from.
+    pub fn forward_layers(
+        &self,
+        ids: &[u32],
+        type_ids: &[u32],
+        seqs: &[(usize, usize)],
+        layers: usize,
+        par: bool,
+    ) -> Result<Vec<f32>> {
         let (h, n) = (self.hidden, ids.len());
         if !type_ids.is_empty() && type_ids.len() != n {
             return Err(Error::Model {
@@ -438,7 +452,7 @@ impl Bert {
         let mut ctx = vec![0f32; n * h];
         let mut tmp = vec![0f32; n * h];
         let mut inter = vec![0f32; n * i];
-        for layer in &self.layers {
+        for layer in self.layers.iter().take(layers) {
             layer.qkv.forward(&mut qkv, &x, n, None, par);
             kernels::attention(&mut ctx, &qkv, seqs, h, self.heads, par);
             layer.out.forward(&mut tmp, &ctx, n, None, par);

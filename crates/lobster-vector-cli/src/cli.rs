@@ -65,6 +65,8 @@ pub enum Command {
     Collections(CollectionsArgs),
     /// Build ontology collections from the real MONDO, UBERON and Cell Ontology sources
     Build(BuildArgs),
+    /// Adapt the embedding model to the ontology sources (their synonyms train it); build with it afterwards
+    Adapt(AdaptArgs),
     /// Find the concepts closest to a text
     Search(SearchArgs),
     /// Map a whole column of a TSV/CSV file (or plain lines) to one ontology, for review or as SSSOM
@@ -182,6 +184,46 @@ pub struct BuildArgs {
     /// Matcher features to leave out of the ranker (comma-separated names), for ablations
     #[arg(long, value_name = "FEATURES", value_delimiter = ',', hide = true)]
     pub matcher_without: Vec<String>,
+    /// Print a JSON report instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdaptArgs {
+    /// mondo|disease, uberon|tissue, cell_ontology|cell_type|cl, or all
+    #[arg(long, short = 'o', default_value = "all")]
+    pub ontology: String,
+    /// Train on this file (.json, .json.zst or .obo) instead of the newest sources in the asset directory; repeat for several
+    #[arg(long, value_name = "FILE")]
+    pub source: Vec<PathBuf>,
+    /// Where to write the adapted model [default: <assets>/models/all-MiniLM-L6-v2-adapted]
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace the output directory when it exists
+    #[arg(long)]
+    pub force: bool,
+    /// How many of the encoder's top layers train (the others stay as they are)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=48))]
+    pub train_layers: u32,
+    /// Passes over the concepts
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub epochs: u32,
+    /// Synonym pairs per training step (the other pairs of a step are its negatives)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    pub batch_size: u32,
+    /// Peak learning rate
+    #[arg(long, default_value_t = 1e-4)]
+    pub learning_rate: f64,
+    /// Seed of the pair draws and the concept order
+    #[arg(long, default_value_t = 17)]
+    pub seed: u64,
+    /// The `build --seed` the model will be built with: the synonyms that build holds out to fit its matcher are left out of training
+    #[arg(long, default_value_t = 17)]
+    pub fit_seed: u64,
+    /// Stop after this many steps
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
     /// Print a JSON report instead of text
     #[arg(long)]
     pub json: bool,

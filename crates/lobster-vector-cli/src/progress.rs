@@ -86,6 +86,27 @@ impl Progress {
         }
     }
 
+    /// Replaces the current task's label (the bar's message; plain lines
+    /// take it from the next report on).
+    pub fn set_message(&self, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(what.to_string());
+        } else if let Ok(mut p) = self.plain.lock() {
+            p.what = what.to_string();
+        }
+    }
+
+    /// One line about what happens next (nothing when quiet).
+    pub fn note(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Ends the current task.
     pub fn end(&self) {
         if let Some(bar) = &self.bar {

@@ -7,6 +7,8 @@
 //! resolution ([`Config`]) and factories ([`open_store`], [`open_embedder`],
 //! [`open_reranker`]).
 
+#[cfg(feature = "candle")]
+pub mod adapt;
 #[cfg(feature = "chroma")]
 pub mod chroma;
 #[cfg(feature = "cohere")]

@@ -10,7 +10,7 @@ use super::Ctx;
 use crate::{cli::BuildArgs, output, progress::Progress};
 
 /// Set by Ctrl-C; the build stops between batches and removes its partial collection.
-fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+pub(super) fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
     ctrlc::set_handler(move || {

@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` resolves the configuration and dispatches.
 
+mod adapt;
 mod build;
 mod collections;
 mod curate;
@@ -132,6 +133,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(&ctx, args),
         Command::Collections(args) => collections::run(&ctx, args),
         Command::Build(args) => build::run(&ctx, args),
+        Command::Adapt(args) => adapt::run(&ctx, args),
         Command::Search(args) => search::run(&ctx, args),
         Command::Map(args) => map::run(&ctx, args),
         Command::Curate(cmd) => curate::run(&ctx, cmd),

@@ -157,6 +157,19 @@ pub fn fit_matcher(
     Ok(model)
 }
 
+/// The synonyms a fit with `options` holds out of `ontology`, as
+/// `(term id, synonym)`. An encoder adapted to the ontology should not
+/// train on them: the ranker fitted on them would then trust the dense
+/// cosine more than unseen queries warrant.
+pub fn held_out_synonym_texts(ontology: &Ontology, options: &FitOptions) -> Vec<(String, String)> {
+    let generator = CandidateGenerator::new(ontology);
+    let terms = ontology.terms();
+    held_out_synonyms(ontology, &generator, options)
+        .into_iter()
+        .map(|s| (terms[s.golds[0] as usize].id.clone(), s.text))
+        .collect()
+}
+
 /// A seeded sample of synonyms that no other entry matches exactly once
 /// they are held out (those would be answered by exact matching).
 fn held_out_synonyms(

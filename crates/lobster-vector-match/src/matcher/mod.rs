@@ -20,7 +20,7 @@ pub mod text;
 pub const ACCEPT_THRESHOLD: f32 = 0.8;
 
 pub use candidates::{Candidate, CandidateGenerator, Channels, DenseHit, FEATURES};
-pub use fit::{fit_matcher, FitOptions, DENSE_POOL};
+pub use fit::{fit_matcher, held_out_synonym_texts, FitOptions, DENSE_POOL};
 pub use model::{Calibration, FitReport, MatcherModel, MODEL_KEY};
 
 use crate::{Embedder, Hit, Result, VectorStore};
