@@ -6,6 +6,7 @@ use lobster_vector::adapt::{
 };
 
 use lobster_vector::matcher::FitOptions;
+use lobster_vector::EmbeddingProvider;
 
 use super::Ctx;
 use crate::{cli::AdaptArgs, output, progress::Progress};
@@ -104,8 +105,12 @@ pub fn run(ctx: &Ctx, args: &AdaptArgs) -> Result<()> {
         m.last_loss
     ))?;
     output::line(&format!("model id: {}", m.model_id))?;
+    let variable = match ctx.config.embedding_provider {
+        EmbeddingProvider::Sapbert => "LOBSTER_SAPBERT_MODEL",
+        _ => "LOBSTER_MINILM_MODEL",
+    };
     output::line(&format!(
-        "use it: LOBSTER_MINILM_MODEL={} lobster-vector build --force",
+        "use it: {variable}={} lobster-vector build --force",
         output_dir.display()
     ))?;
     Ok(())
