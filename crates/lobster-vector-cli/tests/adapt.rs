@@ -35,7 +35,9 @@ fn an_adapted_model_builds_searches_and_fails_closed_against_the_base_model() {
         "{id}"
     );
     assert_eq!(manifest["steps"], 3);
-    assert!(manifest["concepts"].as_u64().unwrap() > 1000, "{manifest}");
+    // Most CL synonyms are held out to fit the matcher (and so not trained
+    // on); the concepts left with two names still number in the hundreds.
+    assert!(manifest["concepts"].as_u64().unwrap() > 100, "{manifest}");
     let source = manifest["sources"][0]["file"].as_str().unwrap();
     assert!(source.starts_with("CL-ontology-"), "{source}");
     assert_eq!(manifest["sources"][0]["sha256"].as_str().unwrap().len(), 64);
