@@ -155,23 +155,6 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// Removes a directory when dropped unless [`keep`](Self::keep) was called.
-struct TempDir(Option<PathBuf>);
-
-impl TempDir {
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
 /// Writes the adapted model to `output` (absent): the base model's files,
 /// its weights with the trained tensors replaced, and the manifest. The
 /// directory appears whole or not at all.
@@ -191,12 +174,12 @@ pub(crate) fn write_model(
         .ok_or_else(|| Error::invalid_input(format!("`{}` names no directory", output.display())))?
         .to_string_lossy()
         .into_owned();
-    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| Error::io("cannot remove", &staging, e))?;
-    }
-    std::fs::create_dir(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
-    let guard = TempDir(Some(staging.clone()));
+    // Removed on any early return; renamed into place at the end.
+    let staging_dir = tempfile::Builder::new()
+        .prefix(&format!(".{name}.partial-"))
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io("cannot create a directory in", &parent, e))?;
+    let staging = staging_dir.path();
 
     let copy = |rel: &Path| -> Result<()> {
         let from = base_dir.join(rel);
@@ -246,9 +229,9 @@ pub(crate) fn write_model(
     std::fs::write(&manifest_path, text)
         .map_err(|e| Error::io("cannot write", &manifest_path, e))?;
 
-    std::fs::rename(&staging, output)
-        .map_err(|e| Error::io("cannot move into place", output, e))?;
-    guard.keep();
+    std::fs::rename(staging, output).map_err(|e| Error::io("cannot move into place", output, e))?;
+    // The directory is `output` now: nothing is left to remove.
+    let _ = staging_dir.keep();
     Ok(())
 }
 
