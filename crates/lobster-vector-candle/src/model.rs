@@ -151,13 +151,9 @@ impl std::fmt::Debug for Bert {
 }
 
 fn model_err(path: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
-    move |e| {
-        Error::Model {
-        message: format!(
-            "cannot load weights from `{}` (corrupt or incomplete file? re-fetch the model, e.g. `bash scripts/setup.sh`): {e}",
-            path.display()
-        ),
-    }
+    move |e| Error::ModelFiles {
+        path: path.into(),
+        message: e.to_string(),
     }
 }
 

@@ -4,9 +4,6 @@ use std::path::{Path, PathBuf};
 
 use lobster_vector_core::{Error, Result};
 
-/// The command that fetches the models the setup script knows.
-pub(crate) const SETUP_COMMAND: &str = "bash scripts/setup.sh";
-
 /// A model this crate serves: its configuration name, Hugging Face id and
 /// folder under `<assets>/models/`.
 #[derive(Debug, Clone, Copy)]
@@ -211,21 +208,12 @@ fn resolve(provider: &str, explicit: Option<&Path>, allow_download: bool) -> Res
         }
     }
 
-    let fetch = if info.fetched_by_setup {
-        format!("fetch it with `{SETUP_COMMAND}`")
-    } else {
-        format!(
-            "no offline package ships it: download the Hugging Face model `{}` (model.safetensors, config.json, tokenizer.json) on a machine with hub access and point {} at that directory",
-            info.model_id, info.env_var
-        )
-    };
-    Err(Error::Model {
-        message: format!(
-            "no model directory for provider `{provider}` ({}); tried: {}; {fetch}, or set {} to a model directory",
-            info.model_id,
-            tried.join("; "),
-            info.env_var
-        ),
+    Err(Error::ModelMissing {
+        provider: provider.into(),
+        model_id: info.model_id.into(),
+        tried: tried.join("; "),
+        env_var: info.env_var,
+        fetched_by_setup: info.fetched_by_setup,
     })
 }
 

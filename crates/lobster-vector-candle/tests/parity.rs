@@ -307,7 +307,8 @@ fn copy_model(src: &Path, weights: Option<usize>, skip: &[&str]) -> tempfile::Te
 
 fn expect_model_error(dir: &Path, needle: &str) {
     match BertEmbedder::load(dir, BertOptions::minilm()) {
-        Err(Error::Model { message }) => {
+        Err(e @ (Error::Model { .. } | Error::ModelFiles { .. })) => {
+            let message = e.to_string();
             assert!(
                 message.contains(needle),
                 "message {message:?} lacks {needle:?}"

@@ -15,8 +15,18 @@ fn fake_model(dir: &Path) {
 
 fn model_message(r: lobster_vector_core::Result<std::path::PathBuf>) -> String {
     match r {
-        Err(Error::Model { message }) => message,
+        Err(e @ (Error::Model { .. } | Error::ModelMissing { .. })) => e.to_string(),
         other => panic!("expected a model error, got {other:?}"),
+    }
+}
+
+/// Whether a missing model is one the asset setup fetches.
+fn fetched_by_setup(r: lobster_vector_core::Result<std::path::PathBuf>) -> bool {
+    match r {
+        Err(Error::ModelMissing {
+            fetched_by_setup, ..
+        }) => fetched_by_setup,
+        other => panic!("expected a missing model, got {other:?}"),
     }
 }
 
@@ -46,7 +56,7 @@ fn resolution_order_and_errors() {
         msg.contains("models--sentence-transformers--all-MiniLM-L6-v2"),
         "{msg}"
     );
-    assert!(msg.contains("bash scripts/setup.sh"), "{msg}");
+    assert!(fetched_by_setup(resolve_model_dir("minilm", None)));
     assert!(msg.contains("LOBSTER_MINILM_MODEL"), "{msg}");
     assert!(
         msg.contains(&format!("download of sentence-transformers/all-MiniLM-L6-v2 from http://127.0.0.1:{port} (hub unreachable")),
@@ -61,6 +71,7 @@ fn resolution_order_and_errors() {
         "{msg}"
     );
     assert!(msg.contains("LOBSTER_SAPBERT_MODEL"), "{msg}");
+    assert!(!fetched_by_setup(resolve_model_dir("sapbert", None)));
 
     // Hugging Face cache layout: refs/main wins over other snapshots.
     let repo = hf.join("hub/models--sentence-transformers--all-MiniLM-L6-v2");

@@ -213,7 +213,10 @@ print(col.count())
             let local_hits = local.search(COLLECTION, &v, 10).expect("local search");
             assert_eq!(local_hits.len(), 10, "{q:?}");
             for (hit, want) in local_hits.iter().zip(&exact) {
-                assert!((hit.distance - want).abs() < 1e-4, "{q:?}: {hit:?} vs {want}");
+                assert!(
+                    (hit.distance - want).abs() < 1e-4,
+                    "{q:?}: {hit:?} vs {want}"
+                );
                 let own = cosine_distance(&v, by_id[hit.id.as_str()]);
                 assert!((hit.distance - own).abs() < 1e-4, "{q:?}: {hit:?} vs {own}");
             }

@@ -53,14 +53,14 @@ impl Artifact {
         if same {
             return Ok(());
         }
-        Err(Error::CollectionUnavailable {
+        Err(Error::EmbedderMismatch {
             collection: collection.into(),
-            reason: format!(
-                "it was built with {}:{} ({}-d) but the query embedder is {}:{} ({}-d); \
-                 query with the same embedder or rebuild the collection",
-                self.embedding_provider,
-                self.embedding_model,
-                self.dimensions,
+            built_with: format!(
+                "{}:{} ({}-d)",
+                self.embedding_provider, self.embedding_model, self.dimensions
+            ),
+            query_with: format!(
+                "{}:{} ({}-d)",
                 embedder.provider(),
                 embedder.model_id(),
                 embedder.dimensions()

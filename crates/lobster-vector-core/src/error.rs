@@ -13,7 +13,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// A search, delete, count or info call named a collection that does not exist.
-    #[error("collection `{name}` does not exist (list them with `lobster-vector collections`)")]
+    #[error("collection `{name}` does not exist")]
     CollectionNotFound { name: String },
 
     /// A vector's dimension differs from its collection's (or batch's) dimension.
@@ -24,9 +24,38 @@ pub enum Error {
     #[error("invalid input: {message}")]
     InvalidInput { message: String },
 
-    /// The collection exists but cannot answer this query (wrong embedder, unfinished build).
+    /// The collection exists but cannot answer this query, for a reason no
+    /// more specific variant names.
     #[error("collection `{collection}` cannot be used: {reason}")]
     CollectionUnavailable { collection: String, reason: String },
+
+    /// The collection exists but its build never finished: it has no artifact.
+    #[error("collection `{collection}` cannot be used: its build did not finish (no artifact)")]
+    BuildUnfinished { collection: String },
+
+    /// The collection was built by another embedder than the one querying it;
+    /// both are `provider:model (N-d)`.
+    #[error("collection `{collection}` cannot be used: it was built with {built_with} but the query embedder is {query_with}")]
+    EmbedderMismatch {
+        collection: String,
+        built_with: String,
+        query_with: String,
+    },
+
+    /// The collection's distances are not cosine distances (a remote store
+    /// created with another space or metric).
+    #[error(
+        "collection `{collection}` cannot be used: it measures `{metric}`, not cosine distance"
+    )]
+    MetricMismatch { collection: String, metric: String },
+
+    /// An operation needs the ontology source a collection was built from,
+    /// and it is not loaded.
+    #[error("{needed_for} needs the ontology source file collection `{collection}` was built from, and it is not available")]
+    CollectionSourceMissing {
+        collection: String,
+        needed_for: &'static str,
+    },
 
     /// A configuration value is unknown or malformed; `valid` lists what is accepted.
     #[error("invalid value `{value}` for {key}; valid values: {valid}")]
@@ -45,7 +74,7 @@ pub enum Error {
     UnknownOntology { name: String, valid: String },
 
     /// No finished collection exists for an ontology in this store.
-    #[error("no {ontology} collection is built in this store; run `lobster-vector build --ontology {ontology}`")]
+    #[error("no {ontology} collection is built in this store")]
     NoCollection { ontology: String },
 
     /// A term id that is not in the ontology.
@@ -77,7 +106,24 @@ pub enum Error {
         searched: String,
     },
 
-    /// A model could not be found or loaded.
+    /// No directory of a model was found; `tried` lists where it was looked
+    /// for, `env_var` is the variable that names a directory, and
+    /// `fetched_by_setup` tells whether the project's asset setup fetches it.
+    #[error("no model directory for provider `{provider}` ({model_id}); tried: {tried}; set {env_var} to a model directory")]
+    ModelMissing {
+        provider: String,
+        model_id: String,
+        tried: String,
+        env_var: &'static str,
+        fetched_by_setup: bool,
+    },
+
+    /// A model's files exist but cannot be loaded (corrupt or incomplete).
+    #[error("cannot load the model files at `{path}` (corrupt or incomplete?): {message}")]
+    ModelFiles { path: PathBuf, message: String },
+
+    /// A model could not be loaded or run, for a reason no more specific
+    /// variant names.
     #[error("model error: {message}")]
     Model { message: String },
 
@@ -167,13 +213,19 @@ impl Error {
             Error::CollectionNotFound { .. }
             | Error::NoCollection { .. }
             | Error::TermNotFound { .. }
-            | Error::OntologySourceMissing { .. } => ErrorKind::NotFound,
-            Error::CollectionUnavailable { .. } => ErrorKind::Unavailable,
+            | Error::OntologySourceMissing { .. }
+            | Error::CollectionSourceMissing { .. } => ErrorKind::NotFound,
+            Error::CollectionUnavailable { .. }
+            | Error::BuildUnfinished { .. }
+            | Error::EmbedderMismatch { .. }
+            | Error::MetricMismatch { .. } => ErrorKind::Unavailable,
             Error::NotAvailable { .. } => ErrorKind::NotAvailable,
             Error::StoreLocked { .. } | Error::ReadOnly { .. } => ErrorKind::Locked,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Io { .. } | Error::Parse { .. } => ErrorKind::Io,
-            Error::Model { .. } => ErrorKind::Model,
+            Error::Model { .. } | Error::ModelMissing { .. } | Error::ModelFiles { .. } => {
+                ErrorKind::Model
+            }
             Error::Backend { .. } => ErrorKind::Backend,
             Error::Interrupted => ErrorKind::Interrupted,
         }

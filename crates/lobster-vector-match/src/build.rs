@@ -326,9 +326,8 @@ pub fn refit_matcher(
 ) -> Result<FitReport> {
     let mut metadata = store.collection_info(collection)?.metadata;
     let Some(artifact) = Artifact::from_metadata(&metadata) else {
-        return Err(Error::CollectionUnavailable {
+        return Err(Error::BuildUnfinished {
             collection: collection.into(),
-            reason: "its build did not finish (no artifact)".into(),
         });
     };
     artifact.check_embedder(collection, embedder)?;

@@ -371,7 +371,7 @@ impl SqliteStore {
                     collection = name,
                     path = %self.paths.dir.display(),
                     "the index file is missing or stale and this store is read-only: every process \
-                     rebuilds the index in memory until a writer saves it (`store compact`)"
+                     rebuilds the index in memory until a writer saves it (compacting the store does)"
                 );
             }
             return;

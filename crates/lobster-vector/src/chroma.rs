@@ -370,13 +370,9 @@ impl ChromaStore {
         if h.space == "cosine" {
             return Ok(());
         }
-        Err(Error::CollectionUnavailable {
+        Err(Error::MetricMismatch {
             collection: name.into(),
-            reason: format!(
-                "the Chroma collection uses the `{}` space, not `cosine`, so its distances are \
-                 not cosine distances; import it (`lobster-vector import`) instead",
-                h.space
-            ),
+            metric: format!("the Chroma `{}` space", h.space),
         })
     }
 

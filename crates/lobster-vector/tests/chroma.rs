@@ -292,7 +292,7 @@ fn a_non_cosine_collection_is_refused_for_search_but_readable() {
         .expect("upsert");
     let e = store.search(&c, &[1.0, 2.0], 1).expect_err("l2 space");
     assert!(
-        matches!(&e, Error::CollectionUnavailable { reason, .. } if reason.contains("l2")),
+        matches!(&e, Error::MetricMismatch { metric, .. } if metric.contains("l2")),
         "{e:?}"
     );
     let page = store.read_page(&c, 0, 10).expect("page");

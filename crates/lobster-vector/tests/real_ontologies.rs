@@ -169,10 +169,10 @@ fn main_job_on_real_assets() {
     // Fail closed: another embedder may not query these collections.
     let other = SearchService::new(f.store.clone(), Arc::new(HashingEmbedder::new(384)));
     match other.match_ontology("colon", "tissue", 3) {
-        Err(Error::CollectionUnavailable { reason, .. }) => {
-            assert!(reason.contains("all-MiniLM-L6-v2"), "{reason}")
+        Err(Error::EmbedderMismatch { built_with, .. }) => {
+            assert!(built_with.contains("all-MiniLM-L6-v2"), "{built_with}")
         }
-        other => panic!("expected CollectionUnavailable, got {other:?}"),
+        other => panic!("expected EmbedderMismatch, got {other:?}"),
     }
 
     local_store_recall_on_real_mondo(&f);

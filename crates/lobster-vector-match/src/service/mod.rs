@@ -272,10 +272,7 @@ impl SearchService {
             let name = ontology_or_collection.to_string();
             return match finished(&name)? {
                 Some((artifact, metadata)) => Ok(resolved(name, artifact, &metadata)),
-                None => Err(Error::CollectionUnavailable {
-                    collection: name,
-                    reason: "its build did not finish (no artifact); rebuild it with `lobster-vector build --force`".into(),
-                }),
+                None => Err(Error::BuildUnfinished { collection: name }),
             };
         }
         let names = self.store.list_collections()?;
@@ -410,9 +407,9 @@ impl SearchService {
             (None, _) => None,
             (Some(id), Some(o)) => Some(Graph::new(o).subtree(id)?),
             (Some(_), None) => {
-                return Err(Error::CollectionUnavailable {
+                return Err(Error::CollectionSourceMissing {
                     collection: resolved.name.clone(),
-                    reason: "`within` needs the ontology source file it was built from; run `bash scripts/setup.sh`".into(),
+                    needed_for: "`within`",
                 })
             }
         };

@@ -89,7 +89,10 @@ fn alias_resolves_to_newest_finished_build() {
     let e = s
         .resolve_collection("mondo_v2027_01_01")
         .expect_err("unfinished");
-    assert!(matches!(e, Error::CollectionUnavailable { .. }), "{e:?}");
+    assert!(
+        matches!(&e, Error::BuildUnfinished { collection } if collection == "mondo_v2027_01_01"),
+        "{e:?}"
+    );
     match s.resolve_collection("diseases") {
         Err(Error::UnknownOntology { valid, .. }) => {
             assert!(
@@ -189,11 +192,13 @@ fn another_embedder_fails_closed() {
         other.query("asthma", "mondo_v2026_01_01", 3).map(|_| ()),
     ] {
         match r {
-            Err(Error::CollectionUnavailable { reason, .. }) => {
-                assert!(
-                    reason.contains("other-model") && reason.contains("hashing-trigram-64"),
-                    "{reason}"
-                )
+            Err(Error::EmbedderMismatch {
+                built_with,
+                query_with,
+                ..
+            }) => {
+                assert!(built_with.contains("hashing-trigram-64"), "{built_with}");
+                assert!(query_with.contains("other-model"), "{query_with}");
             }
             other => panic!("{other:?}"),
         }
