@@ -233,7 +233,7 @@ fn an_unwritable_store_is_searched_by_an_unprivileged_user() {
         1,
         "one warning expected: {stderr}"
     );
-    assert!(stderr.contains("store compact"), "{stderr}");
+    assert!(stderr.contains("compacting the store"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
     assert!(
