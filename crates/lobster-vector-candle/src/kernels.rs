@@ -19,7 +19,7 @@ pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
         unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if crate::matmul::has_avx2_fma() {
+        if lobster_vector_core::cpu::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA.
             return unsafe { with_avx2(f) };
         }

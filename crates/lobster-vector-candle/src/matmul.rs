@@ -247,7 +247,7 @@ unsafe fn tile(
     let portable = false;
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx2_fma() && !portable {
+        if lobster_vector_core::cpu::has_avx2_fma() && !portable {
             // SAFETY: the CPU supports AVX2 and FMA (checked above); the
             // slice lengths and `c`'s extent are the caller's contract.
             unsafe {
@@ -265,13 +265,6 @@ unsafe fn tile(
     }
     // SAFETY: forwarded caller contract.
     unsafe { portable_tile(rows, k, a, b, c, ldc, cols, step) }
-}
-
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx2_fma() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 /// # Safety

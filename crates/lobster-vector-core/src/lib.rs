@@ -5,6 +5,7 @@
 //! lives in `lobster-vector-match`.
 
 pub mod artifact;
+pub mod cpu;
 pub mod embedder;
 mod error;
 pub mod flat;

@@ -156,17 +156,6 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     dot_lanes::<true>(a, b)
 }
 
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Dot product of two equal-length slices.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(
@@ -175,7 +164,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         "dot product of slices of different lengths"
     );
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if crate::cpu::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above).
         return unsafe { dot_avx2(a, b) };
     }
@@ -184,7 +173,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn scan(rows: &[f32], dim: usize, query: &[f32], first_row: u32, top: &mut TopK) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if crate::cpu::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above).
         unsafe { scan_avx2(rows, dim, query, first_row, top) };
         return;

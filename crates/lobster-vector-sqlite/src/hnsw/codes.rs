@@ -60,31 +60,44 @@ fn dot_i8_lanes(a: &[i8], b: &[i8]) -> i32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
     dot_i8_lanes(a, b)
 }
 
-/// Dot product of two equal-length codes.
-#[inline]
-pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    assert_eq!(
-        a.len(),
-        b.len(),
-        "dot product of codes of different lengths"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked above).
-        return unsafe { dot_i8_avx2(a, b) };
-    }
-    dot_i8_lanes(a, b)
-}
+/// The dot product of codes this CPU runs fastest, chosen once per walk
+/// (see [`lobster_vector_core::cpu`]) so the graph's inner loop does not
+/// re-check the CPU.
+#[derive(Clone, Copy)]
+pub(crate) struct DotI8(unsafe fn(&[i8], &[i8]) -> i32);
 
-/// The approximate cosine distance of two coded unit vectors.
-#[inline(always)]
-pub(crate) fn distance(a: &[i8], a_inv: f32, b: &[i8], b_inv: f32) -> f32 {
-    Metric::Cosine.distance_from_unit_dot(dot_i8(a, b) as f32 * a_inv * b_inv)
+impl DotI8 {
+    pub fn for_this_cpu() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if lobster_vector_core::cpu::has_avx2_fma() {
+            return Self(dot_i8_avx2);
+        }
+        Self(dot_i8_lanes)
+    }
+
+    /// Dot product of two equal-length codes.
+    #[inline(always)]
+    pub fn dot(self, a: &[i8], b: &[i8]) -> i32 {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "dot product of codes of different lengths"
+        );
+        // SAFETY: `for_this_cpu` holds only a kernel whose target features
+        // this CPU has.
+        unsafe { (self.0)(a, b) }
+    }
+
+    /// The approximate cosine distance of two coded unit vectors.
+    #[inline(always)]
+    pub fn distance(self, a: &[i8], a_inv: f32, b: &[i8], b_inv: f32) -> f32 {
+        Metric::Cosine.distance_from_unit_dot(self.dot(a, b) as f32 * a_inv * b_inv)
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +109,7 @@ mod tests {
     #[test]
     fn coded_dot_products_are_close_to_exact_ones() {
         let mut r = data::rng(3);
+        let dot = DotI8::for_this_cpu();
         let unit = |r: &mut rand::rngs::StdRng| {
             let mut v = data::random_vector(r, 384);
             lobster_vector_core::metric::normalize(&mut v);
@@ -104,10 +118,10 @@ mod tests {
         for _ in 0..200 {
             let (a, b) = (unit(&mut r), unit(&mut r));
             let (ca, cb) = (encode(&a), encode(&b));
-            let approx = 1.0 - distance(&ca.code, ca.inv, &cb.code, cb.inv);
+            let approx = 1.0 - dot.distance(&ca.code, ca.inv, &cb.code, cb.inv);
             let exact = kernel::dot(&a, &b);
             assert!((approx - exact).abs() < 2e-3, "{approx} vs {exact}");
-            let self_dot = 1.0 - distance(&ca.code, ca.inv, &ca.code, ca.inv);
+            let self_dot = 1.0 - dot.distance(&ca.code, ca.inv, &ca.code, ca.inv);
             assert!((self_dot - 1.0).abs() < 2e-3, "{self_dot}");
         }
     }
@@ -117,7 +131,7 @@ mod tests {
         let a: Vec<i8> = (0..37).map(|i| (i * 7 % 255 - 127) as i8).collect();
         let b: Vec<i8> = (0..37).map(|i| (i * 3 % 255 - 127) as i8).collect();
         let want: i32 = a.iter().zip(&b).map(|(&x, &y)| x as i32 * y as i32).sum();
-        assert_eq!(dot_i8(&a, &b), want);
+        assert_eq!(DotI8::for_this_cpu().dot(&a, &b), want);
         assert_eq!(dot_i8_lanes(&a, &b), want);
         let zero = encode(&[0.0; 5]);
         assert_eq!(zero.inv, 0.0);

@@ -240,6 +240,7 @@ impl Graph {
                 levels: &self.levels,
                 m: self.shape.m,
             },
+            dot: codes::DotI8::for_this_cpu(),
         }
     }
 
@@ -300,6 +301,7 @@ impl Graph {
                 levels: &self.levels,
                 m: self.shape.m,
             },
+            dot: codes::DotI8::for_this_cpu(),
         };
         let builder = Builder::new(walk, &self.levels, ef_construction, self.top);
         let (head, tail) = nodes.split_at(serial.min(nodes.len()));

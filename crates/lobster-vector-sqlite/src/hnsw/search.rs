@@ -163,6 +163,8 @@ pub(crate) struct Walk<'a, W: Words + ?Sized> {
     pub inv: &'a [f32],
     pub dim: usize,
     pub links: LinkLists<'a, W>,
+    /// The code dot product, chosen for this CPU when the walk starts.
+    pub dot: codes::DotI8,
 }
 
 impl<W: Words + ?Sized> Walk<'_, W> {
@@ -186,7 +188,7 @@ impl<W: Words + ?Sized> Walk<'_, W> {
     #[inline(always)]
     pub fn distance(&self, q: &Code<'_>, node: u32) -> f32 {
         let at = node as usize * self.dim;
-        codes::distance(
+        self.dot.distance(
             &q.code,
             q.inv,
             &self.codes[at..at + self.dim],
