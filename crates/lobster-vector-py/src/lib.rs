@@ -1,9 +1,9 @@
 //! `lobster.vector._native`: the native module under the `lobster.vector`
 //! Python package.
 //!
-//! Handles over the Rust components ([`PyStore`], [`PyEmbedder`],
-//! [`PyReranker`]), the service that composes them ([`PyService`]) and an
-//! ontology's graph ([`PyOntology`]). Results cross into Python as plain
+//! Handles over the Rust components (`PyStore`, `PyEmbedder`, `PyReranker`),
+//! the service that composes them (`PyService`) and an ontology's graph
+//! (`PyOntology`). Results cross into Python as plain
 //! dicts and lists, converted from the same serde values the CLI prints with
 //! `--json`. Every call that embeds, searches or builds releases the GIL, and
 //! every handle is safe to share between threads. Errors become the classes of

@@ -87,7 +87,7 @@
 //!   behind `last_seq` it replays the newer rows first, so a search sees every
 //!   batch committed before it started — and only committed batches.
 //! * One process writes at a time: the first write (or
-//!   [`SqliteStore::lock_for_writing`]) takes an exclusive `flock` on
+//!   [`VectorStore::lock_for_writing`](lobster_vector_core::VectorStore::lock_for_writing)) takes an exclusive `flock` on
 //!   `<dir>/write.lock` and keeps it until the store is dropped. A second writer
 //!   waits up to [`SqliteOptions::lock_timeout`] and then gets
 //!   [`Error::StoreLocked`](lobster_vector_core::Error::StoreLocked). Stores
