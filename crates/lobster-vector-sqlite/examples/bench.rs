@@ -4,7 +4,8 @@
 //! `cargo run --release -p lobster-vector-sqlite --example bench -- [N] [DIM] [BATCH] [clustered]`
 //! (defaults 100000 384 5000; `clustered` draws the vectors around 64 random
 //! centres instead of uniformly, which is closer to real embeddings). Prints ingest rate, query latency p50/p99 at
-//! k=20 (including documents and metadata), on-disk size, and the time to
+//! k=20 (including documents and metadata), 1,000 queries as single searches
+//! and as one batch, on-disk size, and the time to
 //! reopen the store and answer a first query with a current index file.
 
 use std::time::Instant;
@@ -102,6 +103,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "query k=20 (with documents+metadata): p50 {:.3} ms, p99 {:.3} ms",
         percentile(&lat, 50.0),
         percentile(&lat, 99.0)
+    );
+    // The same 1,000 queries one `search` at a time and as one `search_batch`
+    // (one read transaction, one index read, one row fetch), best of 3 each.
+    let best = |f: &dyn Fn() -> Result<(), Box<dyn std::error::Error>>| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f().map(|()| t.elapsed().as_secs_f64())
+            })
+            .try_fold(f64::INFINITY, |m, s| s.map(|s| m.min(s)))
+    };
+    let singles = best(&|| {
+        for q in &queries {
+            store.search(c, q, 20)?;
+        }
+        Ok(())
+    })?;
+    let batched = best(&|| {
+        let hits = store.search_batch(c, &queries, 20)?;
+        assert_eq!(hits.len(), queries.len());
+        Ok(())
+    })?;
+    println!(
+        "{} queries k=20: one search each {:.0} q/s, one search_batch {:.0} q/s ({:.2}x)",
+        queries.len(),
+        queries.len() as f64 / singles,
+        queries.len() as f64 / batched,
+        singles / batched
     );
     drop(store);
     println!(

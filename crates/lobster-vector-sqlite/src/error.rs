@@ -65,3 +65,8 @@ impl<T> SqlExt<T> for rusqlite::Result<T> {
         self.map_err(|e| sql(db, e))
     }
 }
+
+/// A stored column whose SQLite type is not the one the schema gives it.
+pub(crate) fn corrupt_col(e: rusqlite::types::FromSqlError) -> Error {
+    corrupt(format!("a column has the wrong type: {e}"))
+}

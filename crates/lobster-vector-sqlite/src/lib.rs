@@ -131,7 +131,7 @@ mod schema;
 mod store;
 
 pub use maintenance::{BackupReport, CheckReport, CollectionCheck, CompactReport, IndexFileStatus};
-pub use options::{HnswParams, SqliteOptions};
+pub use options::{HnswParams, SqliteOptions, PARALLEL_SEARCH_MIN};
 pub use store::SqliteStore;
 
 /// The backend name this store answers to in configuration (`LOBSTER_VECTOR_BACKEND`).

@@ -27,6 +27,11 @@ pub struct HnswParams {
     /// concurrently. Default: the available cores, at most 4. On cores shared
     /// with other busy processes one thread can be as fast: set 1 there.
     pub build_threads: usize,
+    /// Threads that answer one `search_batch` of [`PARALLEL_SEARCH_MIN`]
+    /// queries or more (each thread a share of the queries, over the same
+    /// snapshot). Default: the available cores, at most 4; 1 searches
+    /// serially.
+    pub search_threads: usize,
 }
 
 impl Default for HnswParams {
@@ -35,9 +40,18 @@ impl Default for HnswParams {
             m: 20,
             ef_construction: 150,
             ef_search: 80,
-            build_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            build_threads: default_threads(),
+            search_threads: default_threads(),
         }
     }
+}
+
+/// Batches of searches smaller than this are answered by one thread: a
+/// thread's start costs about as much as a few searches.
+pub const PARALLEL_SEARCH_MIN: usize = 32;
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// How to open a [`SqliteStore`](crate::SqliteStore).

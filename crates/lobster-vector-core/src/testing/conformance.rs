@@ -431,7 +431,8 @@ pub fn search_batch_equals_single_searches(store: &dyn VectorStore) {
     let c = name("batch");
     let recs = records(17, 200, 16);
     store.upsert(&c, &recs).expect("upsert");
-    let queries = random_vectors(18, 12, 16);
+    // More queries than a batch a store may split over threads.
+    let queries = random_vectors(18, 40, 16);
     let batch = store.search_batch(&c, &queries, 7).expect("batch");
     assert_eq!(batch.len(), queries.len());
     for (q, b) in queries.iter().zip(&batch) {
@@ -442,6 +443,27 @@ pub fn search_batch_equals_single_searches(store: &dyn VectorStore) {
             assert!((x.distance - y.distance).abs() < 1e-5);
         }
     }
+    assert!(store
+        .search_batch(&c, &[], 7)
+        .expect("empty batch")
+        .is_empty());
+    let mut bad = queries.clone();
+    bad[5] = vec![0.5; 15];
+    let refused = store.search_batch(&c, &bad, 7);
+    assert!(
+        matches!(
+            refused,
+            Err(Error::DimensionMismatch {
+                expected: 16,
+                got: 15
+            })
+        ),
+        "a batch with one query of the wrong dimension is refused as a whole: {refused:?}"
+    );
+    assert!(matches!(
+        store.search_batch(&name("batch_missing"), &queries, 7),
+        Err(Error::CollectionNotFound { .. })
+    ));
     store.drop_collection(&c).expect("drop");
 }
 
