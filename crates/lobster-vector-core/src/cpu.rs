@@ -4,34 +4,22 @@
 
 use std::sync::OnceLock;
 
-/// The instruction sets the kernels are compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Simd {
-    /// Plain Rust, auto-vectorised for the build target's baseline.
-    Portable,
-    /// x86_64 AVX2 with FMA.
-    Avx2Fma,
-}
-
-/// The best [`Simd`] level this CPU supports, detected on first call.
-pub fn simd() -> Simd {
-    static LEVEL: OnceLock<Simd> = OnceLock::new();
-    *LEVEL.get_or_init(detect)
-}
-
 /// Whether the CPU runs AVX2 and FMA: the precondition of every
 /// `#[target_feature(enable = "avx2,fma")]` kernel in the workspace.
+/// Detected on the first call.
 #[inline]
 pub fn has_avx2_fma() -> bool {
-    simd() == Simd::Avx2Fma
-}
-
-fn detect() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        return Simd::Avx2Fma;
-    }
-    Simd::Portable
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 #[cfg(test)]
@@ -40,14 +28,14 @@ mod tests {
 
     #[test]
     fn detection_is_stable_and_agrees_with_std() {
-        let first = simd();
-        assert_eq!(simd(), first);
+        let first = has_avx2_fma();
+        assert_eq!(has_avx2_fma(), first);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
-            has_avx2_fma(),
+            first,
             std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         );
         #[cfg(not(target_arch = "x86_64"))]
-        assert_eq!(first, Simd::Portable);
+        assert!(!first);
     }
 }

@@ -71,14 +71,20 @@ impl SqliteStore {
         matches: &[Vec<(u64, f32)>],
     ) -> Result<Vec<Vec<Hit>>> {
         let db = &self.paths.db;
-        let mut wanted = Vec::with_capacity(matches.iter().map(Vec::len).sum());
+        // How many queries matched each key: its row is moved into the last
+        // hit that needs it and cloned for the others.
+        let mut uses: HashMap<u64, usize> = HashMap::new();
         for &(k, _) in matches.iter().flatten() {
+            *uses.entry(k).or_default() += 1;
+        }
+        if uses.is_empty() {
+            return Ok(vec![Vec::new(); matches.len()]);
+        }
+        let mut wanted = Vec::with_capacity(uses.len());
+        for &k in uses.keys() {
             wanted.push(Value::Integer(
                 i64::try_from(k).map_err(|_| corrupt(format!("index key {k} out of range")))?,
             ));
-        }
-        if wanted.is_empty() {
-            return Ok(vec![Vec::new(); matches.len()]);
         }
         let cap = wanted.len();
         let wanted = Rc::new(wanted);
@@ -103,7 +109,13 @@ impl SqliteStore {
             .map(|m| {
                 m.iter()
                     .filter_map(|&(k, distance)| {
-                        let (id, document, metadata) = found.get(&k)?.clone();
+                        let left = uses.get_mut(&k)?;
+                        *left -= 1;
+                        let (id, document, metadata) = if *left == 0 {
+                            found.remove(&k)?
+                        } else {
+                            found.get(&k)?.clone()
+                        };
                         Some(Hit {
                             id,
                             distance,
