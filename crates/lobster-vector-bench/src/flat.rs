@@ -55,7 +55,7 @@ fn ours(base: &[f32], queries: &[f32], a: &FlatArgs) -> Result<Value> {
         r?;
         add.push(s);
     }
-    let qs: Vec<Vec<f32>> = queries.chunks_exact(dim).map(<[f32]>::to_vec).collect();
+    let qs: Vec<&[f32]> = queries.chunks_exact(dim).collect();
     for q in qs.iter().take(50) {
         store.search("bench", q, a.k)?;
     }

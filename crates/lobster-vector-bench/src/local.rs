@@ -196,7 +196,7 @@ fn ground_truth(d: &Dataset, k: usize) -> Result<Vec<Vec<i64>>> {
         .map(|(i, v)| Record::new(i.to_string(), v.to_vec()))
         .collect();
     store.upsert("ground_truth", &records)?;
-    let qs: Vec<Vec<f32>> = d.queries.chunks_exact(d.dim).map(<[f32]>::to_vec).collect();
+    let qs: Vec<&[f32]> = d.queries.chunks_exact(d.dim).collect();
     let hits = store.search_batch("ground_truth", &qs, k)?;
     hits.into_iter()
         .map(|h| {

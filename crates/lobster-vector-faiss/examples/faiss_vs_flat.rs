@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use lobster_vector_core::store::as_slices;
 use lobster_vector_core::testing::bench::percentile;
 use lobster_vector_core::testing::data::clustered_split;
 use lobster_vector_core::{FlatStore, Record, VectorStore};
@@ -42,7 +43,9 @@ fn measure(store: &dyn VectorStore, records: &[Record], queries: &[Vec<f32>]) ->
         first_ids.push(hits.into_iter().map(|h| h.id).collect());
     }
     let t = Instant::now();
-    let batch = store.search_batch("bench", queries, K).expect("batch");
+    let batch = store
+        .search_batch("bench", &as_slices(queries), K)
+        .expect("batch");
     let batch_s = t.elapsed().as_secs_f64();
     assert_eq!(batch.len(), queries.len());
     Figures {

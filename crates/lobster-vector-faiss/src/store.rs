@@ -237,11 +237,10 @@ impl VectorStore for FaissStore {
     fn search_batch(
         &self,
         collection: &str,
-        queries: &[Vec<f32>],
+        queries: &[&[f32]],
         k: usize,
     ) -> Result<Vec<Vec<Hit>>> {
-        let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
-        self.search_many(collection, &refs, k)
+        self.search_many(collection, queries, k)
     }
 
     fn delete(&self, collection: &str, ids: &[String]) -> Result<usize> {

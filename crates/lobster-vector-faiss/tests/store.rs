@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use lobster_vector_core::store::as_slices;
 use lobster_vector_core::testing::data::{clustered_split, ids, records};
 use lobster_vector_core::{Error, FlatStore, Metadata, VectorStore};
 use lobster_vector_faiss::{FaissOptions, FaissStore};
@@ -24,7 +25,9 @@ fn flat_index_matches_flat_store_exactly() {
         faiss.upsert("parity", chunk).unwrap();
         flat.upsert("parity", chunk).unwrap();
     }
-    let ours = faiss.search_batch("parity", &queries, 10).unwrap();
+    let ours = faiss
+        .search_batch("parity", &as_slices(&queries), 10)
+        .unwrap();
     for (q, got) in queries.iter().zip(&ours) {
         let want = flat.search("parity", q, 10).unwrap();
         assert_eq!(got.len(), 10);
@@ -62,7 +65,7 @@ fn a_flushed_store_reopens_with_everything() {
         s.upsert("other", &recs[..3]).unwrap();
         assert!(s.drop_collection("other").unwrap());
         s.flush().unwrap();
-        before = s.search_batch("kept", &queries, 7).unwrap();
+        before = s.search_batch("kept", &as_slices(&queries), 7).unwrap();
     }
     let s = FaissStore::open(at(dir.path())).unwrap();
     assert_eq!(s.list_collections().unwrap(), vec!["kept".to_string()]);
@@ -70,7 +73,7 @@ fn a_flushed_store_reopens_with_everything() {
     let info = s.collection_info("kept").unwrap();
     assert_eq!(info.dimension, Some(32));
     assert_eq!(info.metadata["embedding_model"], "all-MiniLM-L6-v2");
-    let after = s.search_batch("kept", &queries, 7).unwrap();
+    let after = s.search_batch("kept", &as_slices(&queries), 7).unwrap();
     assert_eq!(after, before);
     // Vectors come back (unit length) with their documents, in label order.
     let page = s.read_page("kept", 0, 3).unwrap();

@@ -477,12 +477,11 @@ impl VectorStore for PgStore {
     fn search_batch(
         &self,
         collection: &str,
-        queries: &[Vec<f32>],
+        queries: &[&[f32]],
         k: usize,
     ) -> Result<Vec<Vec<Hit>>> {
         let mut conn = self.pool.get()?;
-        let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
-        let Some(entry) = self.prepare_search(&mut conn, collection, &refs, k)? else {
+        let Some(entry) = self.prepare_search(&mut conn, collection, queries, k)? else {
             return Ok(vec![Vec::new(); queries.len()]);
         };
         let (begin, exact) = self.search_plan(&entry, k);
@@ -495,7 +494,7 @@ impl VectorStore for PgStore {
                 .prepare(&sql)
                 .map_err(|e| self.missing_table(collection, "preparing the search", &e))?;
             for chunk in queries.chunks(BATCH_QUERIES) {
-                let vs: Vec<Vector> = chunk.iter().map(|q| Vector::from(q.clone())).collect();
+                let vs: Vec<Vector> = chunk.iter().map(|q| Vector::from(q.to_vec())).collect();
                 let rows = conn
                     .client
                     .query(&stmt, &[&vs, &limit])
@@ -634,6 +633,39 @@ impl VectorStore for PgStore {
             )
             .map_err(|e| self.err("writing collection metadata", &e))?;
         Ok(())
+    }
+
+    /// Rows ordered by id (stable while the collection is not written to).
+    fn read_page(&self, collection: &str, offset: usize, limit: usize) -> Result<Vec<Record>> {
+        validate::collection_name(collection)?;
+        let mut conn = self.pool.get()?;
+        let entry = self
+            .lookup(&mut conn, collection, false)?
+            .ok_or_else(|| not_found(collection))?;
+        if entry.dimension.is_none() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (offset, limit) = (
+            i64::try_from(offset).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        let sql = format!(
+            "SELECT id, document, metadata, embedding FROM {} ORDER BY id OFFSET $1 LIMIT $2",
+            entry.table()
+        );
+        let rows = conn
+            .client
+            .query(&sql, &[&offset, &limit])
+            .map_err(|e| self.missing_table(collection, "reading records", &e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Record {
+                id: r.get("id"),
+                vector: r.get::<_, Vector>("embedding").to_vec(),
+                document: r.get("document"),
+                metadata: metadata_of(r.get("metadata")),
+            })
+            .collect())
     }
 
     /// Every acknowledged write is already committed (and durable as the

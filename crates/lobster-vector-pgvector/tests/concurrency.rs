@@ -6,6 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use lobster_vector_core::store::as_slices;
 use lobster_vector_core::VectorStore;
 use lobster_vector_pgvector::PgOptions;
 
@@ -45,7 +46,7 @@ fn searches_while_ingesting() {
                     assert!(n % 500 == 0 && n >= 1_000, "count {n}");
                     if i % 7 == 0 {
                         let b = store
-                            .search_batch(&c, &queries[..4], 5)
+                            .search_batch(&c, &as_slices(&queries[..4]), 5)
                             .expect("batch during ingest");
                         assert!(b.iter().all(|h| h.len() == 5));
                     }

@@ -1,7 +1,6 @@
 //! The shared `VectorStore` conformance suite against a real PostgreSQL +
 //! pgvector server, on the exact-scan path, through the HNSW index, and with
-//! every batch loaded by binary COPY. The store does not list its records
-//! (`read_page` is `NotAvailable`).
+//! every batch loaded by binary COPY.
 
 mod common;
 
@@ -10,16 +9,14 @@ use lobster_vector_pgvector::PgOptions;
 mod exact_scan {
     use super::*;
     lobster_vector_core::conformance_suite!(
-        optional: common::store(PgOptions::default()),
-        read_page: false
+        optional: common::store(PgOptions::default())
     );
 }
 
 mod hnsw_index {
     use super::*;
     lobster_vector_core::conformance_suite!(
-        optional: common::store(common::hnsw_options()),
-        read_page: false
+        optional: common::store(common::hnsw_options())
     );
 }
 
@@ -29,7 +26,6 @@ mod copy_load {
         optional: common::store(PgOptions {
             copy_at_least: 1,
             ..common::hnsw_options()
-        }),
-        read_page: false
+        })
     );
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{clustered_split, records};
+use lobster_vector_core::store::as_slices;
 use lobster_vector_core::{FlatStore, VectorStore};
 use lobster_vector_pgvector::PgOptions;
 
@@ -45,7 +46,9 @@ fn recall_at_10_on_clustered_384d_data() {
     );
     assert!(r >= 0.98, "recall@10 {r}");
     // search_batch gives the same answers in one round trip per 256 queries.
-    let batch = store.search_batch(&c, &queries, 10).expect("batch");
+    let batch = store
+        .search_batch(&c, &as_slices(&queries), 10)
+        .expect("batch");
     for (q, b) in queries.iter().zip(&batch).take(50) {
         let single = store.search(&c, q, 10).expect("search");
         assert_eq!(common::ids(b), common::ids(&single));

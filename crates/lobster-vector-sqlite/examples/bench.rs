@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use lobster_vector_core::store::as_slices;
 use lobster_vector_core::testing::bench::percentile;
 use lobster_vector_core::{Metadata, Record, VectorStore};
 use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
@@ -124,7 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         let batched = best(&|| {
             for batch in queries.chunks(per_batch) {
-                let hits = store.search_batch(c, batch, k)?;
+                let hits = store.search_batch(c, &as_slices(batch), k)?;
                 assert_eq!(hits.len(), batch.len());
             }
             Ok(())

@@ -316,7 +316,7 @@ fn writes_larger_than_the_batch_limit_are_split() {
     assert_eq!(store.count(&c).expect("count"), 50);
     let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
     let batch = store
-        .search_batch(&c, &vec![recs[0].vector.clone(); 9], 3)
+        .search_batch(&c, &[recs[0].vector.as_slice(); 9], 3)
         .expect("batch");
     assert_eq!(batch.len(), 9);
     let want = brute_force(&recs, &recs[0].vector, 3);

@@ -175,7 +175,7 @@ impl VectorStore for FlatStore {
     fn search_batch(
         &self,
         collection: &str,
-        queries: &[Vec<f32>],
+        queries: &[&[f32]],
         k: usize,
     ) -> Result<Vec<Vec<Hit>>> {
         let map = self.read();

@@ -85,15 +85,9 @@ pub fn service_unavailable<T>(what: &str) -> Option<T> {
 /// (anything that dereferences to a `VectorStore`), or
 /// `conformance_suite!(optional: expr)` where `expr` is an `Option` and `None`
 /// skips the test (use [`service_unavailable`] to fail in CI instead).
-/// Either form may end in `, read_page: false` for a store that cannot list
-/// its records: its `read_page` must then answer `NotAvailable`; otherwise it
-/// must list them.
 #[macro_export]
 macro_rules! conformance_suite {
     (optional: $make:expr) => {
-        $crate::conformance_suite!(optional: $make, read_page: true);
-    };
-    (optional: $make:expr, read_page: $lists:expr) => {
         $crate::conformance_suite!(@rules $make;
             upsert_creates_collection_and_counts, upsert_overwrites_existing_id,
             search_matches_brute_force_reference, search_returns_documents_and_metadata,
@@ -102,19 +96,7 @@ macro_rules! conformance_suite {
             invalid_collection_names_are_rejected, invalid_queries_are_rejected,
             delete_ignores_unknown_ids, deleted_ids_are_never_returned,
             list_and_drop_collections, collection_metadata_round_trips,
-            search_batch_equals_single_searches);
-        #[test]
-        fn read_page_lists_every_record_once() {
-            if let Some(store) = $make {
-                $crate::testing::conformance::read_page_lists_every_record_once(
-                    $crate::testing::AsStore::as_store(&store),
-                    $lists,
-                );
-            }
-        }
-    };
-    ($make:expr, read_page: $lists:expr) => {
-        $crate::conformance_suite!(optional: Some($make), read_page: $lists);
+            search_batch_equals_single_searches, read_page_lists_every_record_once);
     };
     ($make:expr) => {
         $crate::conformance_suite!(optional: Some($make));

@@ -11,6 +11,7 @@ use super::candidates::{CandidateGenerator, DenseHit};
 use super::model::{fit, Example, FitReport, MatcherModel};
 use crate::ontology::{normalize_label, ExactIndex, Ontology};
 use crate::{Embedder, Result, VectorStore};
+use lobster_vector_core::store::as_slices;
 
 /// How a matcher is fitted.
 #[derive(Debug, Clone)]
@@ -81,7 +82,11 @@ pub fn fit_matcher(
         let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
         let vectors = embedder.embed_documents(&texts)?;
         let widest = chunk.iter().map(|s| s.exclude.len()).max().unwrap_or(1);
-        let mut hits = store.search_batch(collection, &vectors, options.dense_pool + widest)?;
+        let mut hits = store.search_batch(
+            collection,
+            &as_slices(&vectors),
+            options.dense_pool + widest,
+        )?;
         super::add_variant_hits(
             embedder,
             store,

@@ -24,6 +24,7 @@ pub use fit::{fit_matcher, held_out_synonym_texts, FitOptions, DENSE_POOL};
 pub use model::{Calibration, FitReport, MatcherModel, MODEL_KEY};
 
 use crate::{Embedder, Hit, Result, VectorStore};
+use lobster_vector_core::store::as_slices;
 
 /// Adds to each query's dense `hits` those of its [label-style
 /// variant](text::label_style) (`CD8+` searched as `CD8-positive` too):
@@ -50,7 +51,7 @@ pub fn add_variant_hits(
     }
     let refs: Vec<&str> = variants.iter().map(|(_, v)| v.as_str()).collect();
     let vectors = embedder.embed_documents(&refs)?;
-    let extra = store.search_batch(collection, &vectors, k)?;
+    let extra = store.search_batch(collection, &as_slices(&vectors), k)?;
     for ((i, _), more) in variants.iter().zip(extra) {
         let list = &mut hits[*i];
         list.extend(more);

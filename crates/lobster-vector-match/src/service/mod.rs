@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use lobster_vector_core::store::as_slices;
 use rayon::prelude::*;
 
 use crate::curation::{CuratedSet, CuratedTarget};
@@ -238,7 +239,9 @@ impl SearchService {
         let embedder = self.embedder()?;
         self.check_collection(collection, embedder.as_ref())?;
         let vectors = embedder.embed_documents(texts)?;
-        let hits = self.store.search_batch(collection, &vectors, k)?;
+        let hits = self
+            .store
+            .search_batch(collection, &as_slices(&vectors), k)?;
         Ok(hits.into_iter().map(Self::to_hits).collect())
     }
 
@@ -422,7 +425,9 @@ impl SearchService {
         if within.is_some() {
             fetch = fetch.max(200);
         }
-        let mut hits = self.store.search_batch(&resolved.name, &vectors, fetch)?;
+        let mut hits = self
+            .store
+            .search_batch(&resolved.name, &as_slices(&vectors), fetch)?;
         if onto.is_some() {
             crate::matcher::add_variant_hits(
                 embedder.as_ref(),

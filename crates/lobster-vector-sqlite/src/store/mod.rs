@@ -274,11 +274,10 @@ impl VectorStore for SqliteStore {
     fn search_batch(
         &self,
         collection: &str,
-        queries: &[Vec<f32>],
+        queries: &[&[f32]],
         k: usize,
     ) -> Result<Vec<Vec<Hit>>> {
-        let queries: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
-        self.search_retrying(collection, &queries, k)
+        self.search_retrying(collection, queries, k)
     }
 
     /// One transaction; returns how many of `ids` existed. Takes the write lock on first use.

@@ -36,7 +36,7 @@ impl VectorStore for TempStore {
     fn search(&self, c: &str, q: &[f32], k: usize) -> Result<Vec<Hit>> {
         self.store.search(c, q, k)
     }
-    fn search_batch(&self, c: &str, q: &[Vec<f32>], k: usize) -> Result<Vec<Vec<Hit>>> {
+    fn search_batch(&self, c: &str, q: &[&[f32]], k: usize) -> Result<Vec<Vec<Hit>>> {
         self.store.search_batch(c, q, k)
     }
     fn delete(&self, c: &str, ids: &[String]) -> Result<usize> {

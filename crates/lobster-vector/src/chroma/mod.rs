@@ -391,7 +391,7 @@ impl ChromaStore {
         Ok(())
     }
 
-    fn query(&self, h: &Handle, queries: &[Vec<f32>], k: usize) -> Result<Vec<Vec<Hit>>> {
+    fn query(&self, h: &Handle, queries: &[&[f32]], k: usize) -> Result<Vec<Vec<Hit>>> {
         let n_results = k.min(i32::MAX as usize);
         let mut out = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(self.max_batch) {
@@ -521,15 +521,10 @@ impl VectorStore for ChromaStore {
         Ok(())
     }
 
-    fn search(&self, collection: &str, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        let mut lists = self.search_batch(collection, std::slice::from_ref(&query.to_vec()), k)?;
-        Ok(lists.pop().unwrap_or_default())
-    }
-
     fn search_batch(
         &self,
         collection: &str,
-        queries: &[Vec<f32>],
+        queries: &[&[f32]],
         k: usize,
     ) -> Result<Vec<Vec<Hit>>> {
         validate::collection_name(collection)?;
