@@ -2,16 +2,18 @@
 //!
 //! Single query: a SIMD dot-product scan (AVX2+FMA chosen at run time) with a
 //! bounded selection per rayon task. Batches: blocked matrix products
-//! (`gemm`) of query tiles against data tiles, tiles spread over rayon.
+//! (`gemm`) of query tiles against data tiles, one contiguous part of the
+//! data per rayon thread, each group of scores compared with the selection
+//! threshold at once.
 
 use rayon::prelude::*;
 
 /// Rows scanned by one task of a single-query search.
 const SCAN_CHUNK_ROWS: usize = 16_384;
 /// Data rows per tile in batch search.
-const BATCH_DATA_TILE: usize = 2_048;
+const BATCH_DATA_TILE: usize = 512;
 /// Queries per tile in batch search.
-const BATCH_QUERY_TILE: usize = 128;
+const BATCH_QUERY_TILE: usize = 1_024;
 
 /// The `k` largest dot products seen so far, as `(dot, row)`.
 #[derive(Debug, Clone)]
@@ -238,7 +240,101 @@ fn matmul_transposed(a: &[f32], m: usize, b: &[f32], n: usize, d: usize, out: &m
     }
 }
 
+/// Scores compared with the selection threshold at once.
+const SELECT_LANES: usize = 16;
+
+/// Offers `scores` (of rows `first_row..`) to `top`, comparing a whole
+/// group of lanes with the threshold before looking at any one of them:
+/// after the first few groups almost every group is below it.
+#[inline(always)]
+fn select_lanes(scores: &[f32], first_row: u32, top: &mut TopK) {
+    let mut threshold = top.threshold();
+    let groups = scores.chunks_exact(SELECT_LANES);
+    let tail = groups.remainder();
+    for (g, group) in groups.enumerate() {
+        let mut above = false;
+        for &s in group {
+            above |= s > threshold;
+        }
+        if above {
+            let base = first_row + (g * SELECT_LANES) as u32;
+            for (j, &s) in group.iter().enumerate() {
+                if s > threshold {
+                    top.push(s, base + j as u32);
+                    threshold = top.threshold();
+                }
+            }
+        }
+    }
+    let base = first_row + (scores.len() - tail.len()) as u32;
+    for (j, &s) in tail.iter().enumerate() {
+        if s > top.threshold() {
+            top.push(s, base + j as u32);
+        }
+    }
+}
+
+/// [`select_lanes`] with AVX2 compares: 16 scores against the threshold in
+/// two instructions, and only the lanes above it looked at.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn select_avx2(scores: &[f32], first_row: u32, top: &mut TopK) {
+    use std::arch::x86_64::{
+        _mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_or_ps, _mm256_set1_ps,
+        _CMP_GT_OQ,
+    };
+    let mut threshold = top.threshold();
+    let mut wall = _mm256_set1_ps(threshold);
+    let groups = scores.len() / SELECT_LANES;
+    for g in 0..groups {
+        let at = g * SELECT_LANES;
+        // SAFETY: `at + 16 <= scores.len()`, so both 8-lane loads are in bounds.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_ps(scores.as_ptr().add(at)),
+                _mm256_loadu_ps(scores.as_ptr().add(at + 8)),
+            )
+        };
+        let (lo, hi) = (
+            _mm256_cmp_ps::<_CMP_GT_OQ>(lo, wall),
+            _mm256_cmp_ps::<_CMP_GT_OQ>(hi, wall),
+        );
+        if _mm256_movemask_ps(_mm256_or_ps(lo, hi)) == 0 {
+            continue;
+        }
+        let mut above = (_mm256_movemask_ps(lo) as u32) | ((_mm256_movemask_ps(hi) as u32) << 8);
+        while above != 0 {
+            let j = at + above.trailing_zeros() as usize;
+            above &= above - 1;
+            let s = scores[j];
+            if s > threshold {
+                top.push(s, first_row + j as u32);
+                threshold = top.threshold();
+            }
+        }
+        wall = _mm256_set1_ps(threshold);
+    }
+    let done = groups * SELECT_LANES;
+    select_lanes(&scores[done..], first_row + done as u32, top)
+}
+
+fn select(scores: &[f32], first_row: u32, top: &mut TopK) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        unsafe { select_avx2(scores, first_row, top) };
+        return;
+    }
+    select_lanes(scores, first_row, top)
+}
+
 /// [`top_k`] for many queries (row-major, `dim` columns), one list per query.
+///
+/// The data is cut into one contiguous part per thread; each part keeps one
+/// selection per query across its tiles (so a selection fills once per part,
+/// not once per tile) and scores `BATCH_QUERY_TILE × BATCH_DATA_TILE` blocks
+/// with one matrix product each. (More parts than threads measured slower:
+/// 6,800 against 7,700 queries/s at 32k × 384, `examples/flat_batch.rs`.)
 pub fn top_k_batch(data: &[f32], dim: usize, queries: &[f32], k: usize) -> Vec<Vec<(f32, u32)>> {
     let n = data.len() / dim.max(1);
     let m = queries.len() / dim.max(1);
@@ -246,23 +342,24 @@ pub fn top_k_batch(data: &[f32], dim: usize, queries: &[f32], k: usize) -> Vec<V
     if k == 0 || m == 0 {
         return vec![Vec::new(); m];
     }
+    let part_rows = n
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(BATCH_DATA_TILE);
     let tops = data
-        .par_chunks(BATCH_DATA_TILE * dim)
+        .par_chunks(part_rows * dim)
         .enumerate()
-        .map(|(c, rows)| {
-            let nr = rows.len() / dim;
-            let first = (c * BATCH_DATA_TILE) as u32;
+        .map(|(p, part)| {
             let mut tops = vec![TopK::new(k); m];
-            let mut scores = vec![0.0_f32; BATCH_QUERY_TILE * nr];
-            for (qt, qs) in queries.chunks(BATCH_QUERY_TILE * dim).enumerate() {
-                let mq = qs.len() / dim;
-                matmul_transposed(qs, mq, rows, nr, dim, &mut scores);
-                for (qi, row_scores) in scores[..mq * nr].chunks_exact(nr).enumerate() {
-                    let top = &mut tops[qt * BATCH_QUERY_TILE + qi];
-                    for (j, &s) in row_scores.iter().enumerate() {
-                        if s > top.threshold() {
-                            top.push(s, first + j as u32);
-                        }
+            let mut scores = vec![0.0_f32; m.min(BATCH_QUERY_TILE) * BATCH_DATA_TILE];
+            for (t, rows) in part.chunks(BATCH_DATA_TILE * dim).enumerate() {
+                let nr = rows.len() / dim;
+                let first = (p * part_rows + t * BATCH_DATA_TILE) as u32;
+                for (qt, qs) in queries.chunks(BATCH_QUERY_TILE * dim).enumerate() {
+                    let mq = qs.len() / dim;
+                    matmul_transposed(qs, mq, rows, nr, dim, &mut scores);
+                    let tile_tops = &mut tops[qt * BATCH_QUERY_TILE..];
+                    for (row_scores, top) in scores[..mq * nr].chunks_exact(nr).zip(tile_tops) {
+                        select(row_scores, first, top);
                     }
                 }
             }
@@ -318,6 +415,21 @@ mod tests {
                     assert_eq!(gi, wi, "n={n} dim={dim}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn batch_spanning_query_tiles_matches_single_searches() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let (n, dim, m) = (1_300, 5, BATCH_QUERY_TILE + 37);
+        let data: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let queries: Vec<f32> = (0..m * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let batch = top_k_batch(&data, dim, &queries, 9);
+        assert_eq!(batch.len(), m);
+        for (qi, q) in queries.chunks_exact(dim).enumerate() {
+            let want: Vec<u32> = naive(&data, dim, q, 9).iter().map(|x| x.1).collect();
+            let got: Vec<u32> = batch[qi].iter().map(|x| x.1).collect();
+            assert_eq!(got, want, "query {qi}");
         }
     }
 
