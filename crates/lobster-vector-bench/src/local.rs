@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use lobster_vector::local::{HnswParams, SqliteOptions, SqliteStore};
+use lobster_vector::local::{HnswParams, LocalOptions, LocalStore};
 use lobster_vector::{FlatStore, Metadata, Record, VectorStore};
 use lobster_vector_core::testing::bench::read_npy_f32;
 use rand::SeedableRng;
@@ -240,7 +240,7 @@ fn ours(d: &Dataset, gt: &[Vec<i64>], a: &LocalArgs, qpath: &Path) -> Result<Val
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        let store = SqliteStore::open(&dir, options(a.hnsw))?;
+        let store = LocalStore::open(&dir, options(a.hnsw))?;
         let started = Instant::now();
         for chunk in records.chunks(a.batch) {
             store.upsert(COLLECTION, chunk)?;
@@ -254,7 +254,7 @@ fn ours(d: &Dataset, gt: &[Vec<i64>], a: &LocalArgs, qpath: &Path) -> Result<Val
         );
         ingest.push(s);
     }
-    let store = SqliteStore::open(&dir, options(a.hnsw))?;
+    let store = LocalStore::open(&dir, options(a.hnsw))?;
     let qs: Vec<Vec<f32>> = d.queries.chunks_exact(d.dim).map(<[f32]>::to_vec).collect();
     for q in qs.iter().take(50) {
         store.search(COLLECTION, q, a.k)?;
@@ -318,10 +318,10 @@ fn ours(d: &Dataset, gt: &[Vec<i64>], a: &LocalArgs, qpath: &Path) -> Result<Val
     }))
 }
 
-fn options(hnsw: HnswParams) -> SqliteOptions {
-    SqliteOptions {
+fn options(hnsw: HnswParams) -> LocalOptions {
+    LocalOptions {
         hnsw,
-        ..SqliteOptions::default()
+        ..LocalOptions::default()
     }
 }
 
@@ -339,15 +339,15 @@ pub fn reopen(dir: &Path, query_npy: &Path, k: usize, ef_search: usize) -> Resul
     let (q, _, dim) = read_npy_f32(query_npy)?;
     let q = q[..dim].to_vec();
     let t0 = Instant::now();
-    let store = SqliteStore::open(
+    let store = LocalStore::open(
         dir,
-        SqliteOptions {
+        LocalOptions {
             read_only: true,
             hnsw: HnswParams {
                 ef_search,
                 ..HnswParams::default()
             },
-            ..SqliteOptions::default()
+            ..LocalOptions::default()
         },
     )?;
     let t1 = Instant::now();

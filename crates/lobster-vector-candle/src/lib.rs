@@ -42,7 +42,7 @@ mod batch;
 mod cross_encoder;
 mod embedder;
 mod kernels;
-mod matmul;
+pub mod matmul;
 mod model;
 mod resolve;
 

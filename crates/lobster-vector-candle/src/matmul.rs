@@ -10,11 +10,13 @@
 //! (GELU, …) can be applied as the tile is stored, saving a pass.
 //!
 //! Without AVX2/FMA (or off x86-64) a portable kernel over the same layout
-//! is used.
+//! is used. Public for its benchmark (`benches/matmul.rs`); the embedders
+//! are the API.
 
 use rayon::prelude::*;
 
-use crate::kernels::{self, Activation};
+use crate::kernels;
+pub use crate::kernels::Activation;
 
 /// Output columns per panel.
 const NR: usize = 16;

@@ -331,7 +331,7 @@ fn help_lists_the_commands() {
 
 use std::path::Path;
 
-use lobster_vector::local::{SqliteOptions, SqliteStore};
+use lobster_vector::local::{LocalOptions, LocalStore};
 use lobster_vector::{Artifact, Metadata, Record, VectorStore};
 
 /// Runs the binary on the local store at `store`.
@@ -348,7 +348,7 @@ fn run_local(store: &Path, args: &[&str]) -> Output {
 
 /// A local store with two collections (3,000 and 5 vectors), index files saved.
 fn filled_store(dir: &Path) {
-    let store = SqliteStore::open(dir, SqliteOptions::default()).expect("open");
+    let store = LocalStore::open(dir, LocalOptions::default()).expect("open");
     let rec = |i: usize| {
         let v: Vec<f32> = (0..16)
             .map(|j| ((i * 31 + j * 7) % 97) as f32 + 1.0)
@@ -397,7 +397,7 @@ fn import_copies_a_local_collection_with_its_artifact() {
         text(&out.stderr)
     );
     {
-        let store = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
+        let store = LocalStore::open(&dir, LocalOptions::default()).expect("open");
         let artifact = Artifact {
             embedding_provider: "minilm".into(),
             embedding_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
@@ -426,7 +426,7 @@ fn import_copies_a_local_collection_with_its_artifact() {
         "sentence-transformers/all-MiniLM-L6-v2"
     );
 
-    let store = SqliteStore::open(&dir, SqliteOptions::default()).expect("reopen");
+    let store = LocalStore::open(&dir, LocalOptions::default()).expect("reopen");
     assert_eq!(store.count("big_copy").expect("count"), 2_998);
     let copied =
         Artifact::from_metadata(&store.collection_info("big_copy").expect("info").metadata)
@@ -550,7 +550,7 @@ fn store_backup_copies_refuses_to_overwrite_and_replaces_with_force() {
     assert_eq!(v["collections"], 2);
     assert_eq!(v["replaced"], false);
     {
-        let copy = SqliteStore::open(&dest, SqliteOptions::default()).expect("open copy");
+        let copy = LocalStore::open(&dest, LocalOptions::default()).expect("open copy");
         assert_eq!(copy.count("big_one").expect("count"), 2_998);
         assert_eq!(copy.count("small").expect("count"), 5);
         assert!(copy.check().expect("check").is_ok());
@@ -567,7 +567,7 @@ fn store_backup_copies_refuses_to_overwrite_and_replaces_with_force() {
 
     // With --force it is replaced, and no temporary directory is left behind.
     {
-        let store = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
+        let store = LocalStore::open(&dir, LocalOptions::default()).expect("open");
         store
             .upsert("small", &[Record::new("extra", vec![1.0; 16])])
             .expect("upsert");
@@ -575,7 +575,7 @@ fn store_backup_copies_refuses_to_overwrite_and_replaces_with_force() {
     let out = run_local(&dir, &["store", "backup", dest_s, "--force", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(json_out(&out)["replaced"], true);
-    let copy = SqliteStore::open(&dest, SqliteOptions::default()).expect("open copy");
+    let copy = LocalStore::open(&dest, LocalOptions::default()).expect("open copy");
     assert_eq!(copy.count("small").expect("count"), 6);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("ls")
@@ -681,7 +681,7 @@ fn reading_commands_never_create_a_store_at_a_mistyped_path() {
 fn build_is_refused_up_front_while_another_process_writes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
-    let holder = SqliteStore::open(&dir, SqliteOptions::default()).expect("open");
+    let holder = LocalStore::open(&dir, LocalOptions::default()).expect("open");
     holder.lock_for_writing().expect("lock");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../lobster-vector-match/tests/fixtures/mini_cl.obo");

@@ -16,8 +16,8 @@ use std::time::Instant;
 use lobster_vector_core::testing::bench::{percentile, read_npy_f32};
 use lobster_vector_core::testing::data::{clustered_split, random_vector, rng};
 use lobster_vector_core::{FlatStore, Metadata, Record, VectorStore};
+use lobster_vector_local::{LocalOptions, LocalStore};
 use lobster_vector_pgvector::{PgOptions, PgStore};
-use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
 
 /// MiniLM embeddings written by `lobster-vector-bench local` (27,990 MONDO
 /// labels and 1,000 held-out synonyms), when present.
@@ -148,7 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let f = run(&pg, &c, &records, &queries, &truth, batch)?;
         pg.drop_collection(&c)?;
         let dir = tempfile::tempdir()?;
-        let local = SqliteStore::open(dir.path(), SqliteOptions::default())?;
+        let local = LocalStore::open(dir.path(), LocalOptions::default())?;
         let l = run(&local, "bench", &records, &queries, &truth, batch)?;
         for (name, x) in [("pgvector", &f), ("local", &l)] {
             println!(

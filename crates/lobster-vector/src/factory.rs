@@ -108,14 +108,14 @@ fn open(config: &Config, existing: bool) -> Result<Arc<dyn VectorStore>> {
         Backend::Memory => Ok(Arc::new(FlatStore::new())),
         #[cfg(feature = "local")]
         Backend::Local => {
-            use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
-            let (path, options) = (&config.store_path, SqliteOptions::default());
+            use lobster_vector_local::{LocalOptions, LocalStore};
+            let (path, options) = (&config.store_path, LocalOptions::default());
             // A store that exists opens read-only where it cannot be written.
-            let exists = path.join(lobster_vector_sqlite::DB_FILE).is_file();
+            let exists = path.join(lobster_vector_local::DB_FILE).is_file();
             Ok(Arc::new(if existing || exists {
-                SqliteStore::open_existing(path, options)?
+                LocalStore::open_existing(path, options)?
             } else {
-                SqliteStore::open(path, options)?
+                LocalStore::open(path, options)?
             }))
         }
         #[cfg(feature = "pgvector")]

@@ -33,4 +33,4 @@ pub use secret::{redact_url, Secret};
 /// The embedded persistent store (backend `local`) with its maintenance API
 /// (`check`, `compact`, `backup`), beyond the `VectorStore` trait.
 #[cfg(feature = "local")]
-pub use lobster_vector_sqlite as local;
+pub use lobster_vector_local as local;

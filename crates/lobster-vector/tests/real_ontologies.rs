@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use lobster_vector::build::{build_collection, BuildOptions, NoProgress};
-use lobster_vector::local::{SqliteOptions, SqliteStore};
+use lobster_vector::local::{LocalOptions, LocalStore};
 use lobster_vector::ontology::{OntologyKind, OntologyLibrary};
 use lobster_vector::service::MatchOptions;
 use lobster_vector::testing::{recall_at_k, service_unavailable, HashingEmbedder};
@@ -201,7 +201,7 @@ fn local_store_recall_on_real_mondo(f: &Fixture) {
         .find(|c| c.starts_with("mondo_"))
         .expect("the MONDO collection");
     let dir = tempfile::tempdir().expect("tempdir");
-    let local = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+    let local = LocalStore::open(dir.path(), LocalOptions::default()).expect("open");
     let started = std::time::Instant::now();
     // Queries: every 100th stored vector, taken while copying.
     let mut queries: Vec<Vec<f32>> = Vec::new();

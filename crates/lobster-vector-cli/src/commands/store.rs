@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lobster_vector::local::{
-    CheckReport, CollectionCheck, IndexFileStatus, SqliteOptions, SqliteStore, DB_FILE,
+    CheckReport, CollectionCheck, IndexFileStatus, LocalOptions, LocalStore, DB_FILE,
 };
 use lobster_vector::Backend;
 use serde_json::json;
@@ -33,13 +33,13 @@ pub fn run(ctx: &Ctx, cmd: &StoreCommand) -> Result<()> {
 
 /// Opens an existing store; read-only stores take no write lock, so `check`
 /// and `backup` run beside a writer.
-fn open(path: &Path, read_only: bool) -> Result<SqliteStore> {
+fn open(path: &Path, read_only: bool) -> Result<LocalStore> {
     super::require_local_store(path)?;
-    SqliteStore::open(
+    LocalStore::open(
         path,
-        SqliteOptions {
+        LocalOptions {
             read_only,
-            ..SqliteOptions::default()
+            ..LocalOptions::default()
         },
     )
     .with_context(|| format!("cannot open the local store at `{}`", path.display()))

@@ -9,12 +9,12 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
 use super::sync::error_index_unavailable;
-use super::{not_found, read, SqliteStore};
+use super::{not_found, read, LocalStore};
 use crate::error::{corrupt, corrupt_col, SqlExt};
 use crate::options::PARALLEL_SEARCH_MIN;
 use crate::schema::{self, decode, key, CollRow};
 
-impl SqliteStore {
+impl LocalStore {
     /// The stored records with these ids (vectors as stored: L2-normalised), in
     /// the order of `ids`; unknown ids are skipped, repeated ids given once.
     pub fn get(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>> {

@@ -4,11 +4,11 @@
 mod common;
 
 use common::TempStore;
-use lobster_vector_sqlite::SqliteOptions;
+use lobster_vector_local::LocalOptions;
 
 mod exact_scan {
     use super::*;
-    lobster_vector_core::conformance_suite!(TempStore::new(SqliteOptions::default()));
+    lobster_vector_core::conformance_suite!(TempStore::new(LocalOptions::default()));
 }
 
 mod hnsw_graph {

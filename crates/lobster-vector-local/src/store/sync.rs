@@ -9,7 +9,7 @@ use std::time::Duration;
 use lobster_vector_core::{Error, Result};
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::{not_found, read, write, SqliteStore, Writer};
+use super::{not_found, read, write, LocalStore, Writer};
 use crate::error::{corrupt, corrupt_col, SqlExt};
 use crate::index::{self, LiveIndex, LoadFailure, Slot};
 use crate::schema::{self, decode, key, CollRow};
@@ -32,7 +32,7 @@ pub(super) struct Committed {
     pub(super) added: Vec<(u64, Vec<f32>)>,
 }
 
-impl SqliteStore {
+impl LocalStore {
     pub(crate) fn slot(&self, name: &str) -> Arc<Slot> {
         if let Some(s) = read(&self.slots).get(name) {
             return s.clone();

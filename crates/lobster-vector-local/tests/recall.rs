@@ -6,7 +6,7 @@ mod common;
 
 use common::{clustered_split, records, TempStore};
 use lobster_vector_core::{FlatStore, VectorStore};
-use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
+use lobster_vector_local::{LocalOptions, LocalStore};
 
 const C: &str = "clustered_20k";
 
@@ -20,7 +20,7 @@ fn recall_at_10_on_clustered_384d_data() {
     let (data, queries) = clustered_split(42, n, 300, dim, 64, 0.6);
     let recs = records("v", &data);
     // Batches of 5,000 are inserted into the graph by two threads.
-    let mut options = SqliteOptions::default();
+    let mut options = LocalOptions::default();
     options.hnsw.build_threads = 2;
     let ts = TempStore::new(options);
     let flat = FlatStore::new();
@@ -53,7 +53,7 @@ fn recall_at_10_on_clustered_384d_data() {
     // The same answers after reopening from the saved index file.
     let common::TempStore { store, dir } = ts;
     drop(store);
-    let reopened = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopen");
+    let reopened = LocalStore::open(dir.path(), LocalOptions::default()).expect("reopen");
     let r2 = recall_at_10(&reopened, &flat, &queries);
     assert!(r2 >= 0.98, "recall@10 after reopening {r2}");
 }

@@ -1,4 +1,4 @@
-//! Options of [`SqliteStore::open`](crate::SqliteStore::open).
+//! Options of [`LocalStore::open`](crate::LocalStore::open).
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// `m` and `ef_construction` apply to indexes built from now on (an index
 /// loaded from disk keeps the connectivity it was built with until
-/// [`compact`](crate::SqliteStore::compact) rebuilds it); `ef_search` applies
+/// [`compact`](crate::LocalStore::compact) rebuilds it); `ef_search` applies
 /// to every search.
 ///
 /// The defaults were chosen on MiniLM embeddings of all MONDO labels (27,990
@@ -54,15 +54,15 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// How to open a [`SqliteStore`](crate::SqliteStore).
+/// How to open a [`LocalStore`](crate::LocalStore).
 ///
 /// ```
-/// # use lobster_vector_sqlite::SqliteOptions;
-/// let readonly = SqliteOptions { read_only: true, ..SqliteOptions::default() };
+/// # use lobster_vector_local::LocalOptions;
+/// let readonly = LocalOptions { read_only: true, ..LocalOptions::default() };
 /// # let _ = readonly;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SqliteOptions {
+pub struct LocalOptions {
     /// Open for reading only: the directory and database must already exist, the
     /// write lock is never taken, no file of the store's own is created (SQLite
     /// may keep its WAL shared-memory file), writes fail with
@@ -86,7 +86,7 @@ pub struct SqliteOptions {
     pub autosave_every: usize,
 }
 
-impl Default for SqliteOptions {
+impl Default for LocalOptions {
     fn default() -> Self {
         Self {
             read_only: false,

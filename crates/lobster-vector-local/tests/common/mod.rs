@@ -4,20 +4,20 @@
 use std::path::Path;
 
 use lobster_vector_core::{CollectionInfo, Hit, Metadata, Record, Result, VectorStore};
-use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
+use lobster_vector_local::{LocalOptions, LocalStore};
 use tempfile::TempDir;
 
 /// A store in its own temporary directory, removed after the store is closed.
 #[derive(Debug)]
 pub struct TempStore {
-    pub store: SqliteStore,
+    pub store: LocalStore,
     pub dir: TempDir,
 }
 
 impl TempStore {
-    pub fn new(options: SqliteOptions) -> Self {
+    pub fn new(options: LocalOptions) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(dir.path(), options).expect("open");
+        let store = LocalStore::open(dir.path(), options).expect("open");
         Self { store, dir }
     }
 
@@ -86,10 +86,10 @@ pub fn child_process() -> std::process::Command {
 }
 
 /// Options that make tiny test collections go through the HNSW graph.
-pub fn hnsw_options() -> SqliteOptions {
-    SqliteOptions {
+pub fn hnsw_options() -> LocalOptions {
+    LocalOptions {
         exact_search_below: 0,
-        ..SqliteOptions::default()
+        ..LocalOptions::default()
     }
 }
 

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use common::{clustered, ids, records, TempStore};
 use lobster_vector_core::{FlatStore, Record, VectorStore};
-use lobster_vector_sqlite::{IndexFileStatus, SqliteOptions, SqliteStore};
+use lobster_vector_local::{IndexFileStatus, LocalOptions, LocalStore};
 
 const C: &str = "onto_v1";
 const DIM: usize = 24;
 
-fn opts() -> SqliteOptions {
+fn opts() -> LocalOptions {
     common::hnsw_options()
 }
 
@@ -58,7 +58,7 @@ fn populate(store: &dyn VectorStore, flat: &FlatStore, seed: u64) {
 
 /// Same ids (and distances) as the exact store for probe queries, and every
 /// surviving record finds itself first.
-fn assert_agrees(store: &SqliteStore, flat: &FlatStore, seed: u64) {
+fn assert_agrees(store: &LocalStore, flat: &FlatStore, seed: u64) {
     assert_eq!(
         store.count(C).expect("count"),
         flat.count(C).expect("count")
@@ -123,7 +123,7 @@ fn reopen_uses_the_saved_index() {
     let (ts, flat) = written_store(1);
     let dir = close(ts);
     assert!(index_file(dir.path()).is_file() && meta_file(dir.path()).is_file());
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     let report = store.check().expect("check");
     assert!(report.is_ok(), "{report:?}");
     assert!(
@@ -153,9 +153,9 @@ fn a_stale_index_file_is_replayed() {
     // The process dies without saving again (leaked: its files stay open and locked).
     let TempStore { store, dir } = ts;
     std::mem::forget(store);
-    let store = SqliteStore::open(
+    let store = LocalStore::open(
         dir.path(),
-        SqliteOptions {
+        LocalOptions {
             read_only: true,
             ..opts()
         },
@@ -184,7 +184,7 @@ fn damaged(seed: u64, damage: impl Fn(&Path)) {
     let (ts, flat) = written_store(seed);
     let dir = close(ts);
     damage(dir.path());
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     let report = store.check().expect("check");
     assert!(
         matches!(
@@ -200,7 +200,7 @@ fn damaged(seed: u64, damage: impl Fn(&Path)) {
     let report = store.check().expect("check");
     assert!(report.is_ok(), "{report:?}");
     drop(store);
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     assert_agrees(&store, &flat, seed);
 }
 
@@ -262,7 +262,7 @@ fn an_index_of_a_dropped_and_recreated_collection_is_not_used() {
     let dir = close(ts);
     fs::write(index_file(dir.path()), old_index).expect("write");
     fs::write(meta_file(dir.path()), old_meta).expect("write");
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     let report = store.check().expect("check");
     assert!(
         matches!(&report.collections[0].index_file, IndexFileStatus::Invalid { reason } if reason.contains("incarnation")),
@@ -287,7 +287,7 @@ fn an_index_newer_than_the_database_is_not_used() {
         }
     );
     {
-        let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+        let store = LocalStore::open(dir.path(), opts()).expect("reopen");
         let more = records("new", &clustered(11, 400, DIM, 12, 0.4));
         store.upsert(C, &more).expect("upsert");
         store
@@ -297,7 +297,7 @@ fn an_index_newer_than_the_database_is_not_used() {
     fs::write(dir.path().join("store.sqlite3"), db_copy).expect("restore db");
     let _ = fs::remove_file(dir.path().join("store.sqlite3-wal"));
     let _ = fs::remove_file(dir.path().join("store.sqlite3-shm"));
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     let report = store.check().expect("check");
     assert!(
         matches!(&report.collections[0].index_file, IndexFileStatus::Invalid { reason } if reason.contains("older copy")),
@@ -323,7 +323,7 @@ fn backup_is_a_consistent_openable_copy() {
     ts.store
         .upsert(C, &records("after", &clustered(14, 50, DIM, 12, 0.4)))
         .expect("upsert");
-    let copy = SqliteStore::open(&target, opts()).expect("open copy");
+    let copy = LocalStore::open(&target, opts()).expect("open copy");
     let check = copy.check().expect("check");
     assert!(check.is_ok(), "{check:?}");
     assert!(
@@ -349,7 +349,7 @@ fn compact_keeps_the_data_and_prunes_deletions() {
     assert_eq!(report.collections_rebuilt, 1);
     assert_agrees(&ts.store, &flat, 15);
     let dir = close(ts);
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     assert_agrees(&store, &flat, 15);
 }
 
@@ -371,9 +371,9 @@ fn collection_metadata_and_empty_collections_persist() {
         .set_collection_metadata("vectors_one", m.clone())
         .expect("set");
     let dir = close(ts);
-    let store = SqliteStore::open(
+    let store = LocalStore::open(
         dir.path(),
-        SqliteOptions {
+        LocalOptions {
             read_only: true,
             ..opts()
         },
@@ -420,14 +420,14 @@ fn index_files_of_earlier_versions_are_ignored_and_removed_by_compact() {
     for p in &legacy {
         fs::write(p, b"an index file of an earlier version").expect("write");
     }
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     assert_agrees(&store, &flat, 12);
     let report = store.compact().expect("compact");
     assert_eq!(report.stray_files_removed, 2, "{report:?}");
     assert!(legacy.iter().all(|p| !p.exists()));
     assert!(index_file(dir.path()).is_file() && meta_file(dir.path()).is_file());
     drop(store);
-    let store = SqliteStore::open(dir.path(), opts()).expect("reopen");
+    let store = LocalStore::open(dir.path(), opts()).expect("reopen");
     assert_agrees(&store, &flat, 12);
 }
 
@@ -450,10 +450,10 @@ fn a_missing_index_is_rebuilt_once_by_the_first_reader_and_saved() {
     remove_index_files(dir.path());
     // A writer holds the write lock all along: the readers' save must not
     // need it, and must not keep it from the writer.
-    let writer = SqliteStore::open(dir.path(), opts()).expect("writer");
+    let writer = LocalStore::open(dir.path(), opts()).expect("writer");
     writer.lock_for_writing().expect("lock");
     {
-        let reader = SqliteStore::open_existing(dir.path(), opts()).expect("reader");
+        let reader = LocalStore::open_existing(dir.path(), opts()).expect("reader");
         assert!(!reader.options().read_only);
         assert_agrees(&reader, &flat, 21);
         assert!(!reader.holds_write_lock());
@@ -470,7 +470,7 @@ fn a_missing_index_is_rebuilt_once_by_the_first_reader_and_saved() {
     let saved = index_stamp(dir.path());
     // Later readers load the saved file: it is not written again.
     for _ in 0..2 {
-        let reader = SqliteStore::open_existing(dir.path(), opts()).expect("reader");
+        let reader = LocalStore::open_existing(dir.path(), opts()).expect("reader");
         assert_agrees(&reader, &flat, 21);
     }
     assert_eq!(index_stamp(dir.path()), saved);
@@ -482,7 +482,7 @@ fn a_read_only_store_rebuilds_in_memory_and_writes_nothing() {
     let (ts, flat) = written_store(22);
     let dir = close(ts);
     remove_index_files(dir.path());
-    fs::remove_file(dir.path().join(lobster_vector_sqlite::LOCK_FILE)).expect("remove lock file");
+    fs::remove_file(dir.path().join(lobster_vector_local::LOCK_FILE)).expect("remove lock file");
     let listing = |d: &Path| {
         let mut names: Vec<String> = fs::read_dir(d)
             .expect("read dir")
@@ -494,9 +494,9 @@ fn a_read_only_store_rebuilds_in_memory_and_writes_nothing() {
     let index_dir = dir.path().join("index");
     let before = listing(&index_dir);
     for _ in 0..2 {
-        let store = SqliteStore::open(
+        let store = LocalStore::open(
             dir.path(),
-            SqliteOptions {
+            LocalOptions {
                 read_only: true,
                 ..opts()
             },
@@ -505,5 +505,5 @@ fn a_read_only_store_rebuilds_in_memory_and_writes_nothing() {
         assert_agrees(&store, &flat, 22);
     }
     assert_eq!(listing(&index_dir), before);
-    assert!(!dir.path().join(lobster_vector_sqlite::LOCK_FILE).exists());
+    assert!(!dir.path().join(lobster_vector_local::LOCK_FILE).exists());
 }

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lobster_vector_core::{Metadata, Record, VectorStore};
-use lobster_vector_sqlite::{HnswParams, SqliteOptions, SqliteStore};
+use lobster_vector_local::{HnswParams, LocalOptions, LocalStore};
 use rand::Rng;
 
 const C: &str = "crash_test";
@@ -88,8 +88,8 @@ fn delete_ids(b: usize) -> Vec<String> {
         .collect()
 }
 
-fn child_options() -> SqliteOptions {
-    SqliteOptions {
+fn child_options() -> LocalOptions {
+    LocalOptions {
         // Frequent index saves, so kills also land inside saves.
         autosave_every: 120,
         lock_timeout: Duration::from_secs(5),
@@ -100,7 +100,7 @@ fn child_options() -> SqliteOptions {
             ef_search: 32,
             ..Default::default()
         },
-        ..SqliteOptions::default()
+        ..LocalOptions::default()
     }
 }
 
@@ -118,9 +118,9 @@ fn child_entry() {
         .expect("number");
     let acks = std::env::var("LV_CRASH_ACKS").expect("acks");
     if let Ok(stage) = std::env::var("LV_ABORT_IN_SAVE") {
-        lobster_vector_sqlite::fault::abort_in_index_save(stage.parse().expect("stage"));
+        lobster_vector_local::fault::abort_in_index_save(stage.parse().expect("stage"));
     }
-    let store = SqliteStore::open(Path::new(&dir), child_options()).expect("child open");
+    let store = LocalStore::open(Path::new(&dir), child_options()).expect("child open");
     let mut ack = fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -170,9 +170,9 @@ fn last_ack(acks: &Path) -> Option<usize> {
 /// Opens the store after a crash and checks everything; returns how many
 /// operations are committed.
 fn verify(dir: &Path, acked_ops: usize, sample_seed: u64) -> usize {
-    let store = SqliteStore::open(
+    let store = LocalStore::open(
         dir,
-        SqliteOptions {
+        LocalOptions {
             read_only: true,
             ..child_options()
         },
@@ -347,7 +347,7 @@ fn abort_at_each_stage_of_an_index_save() {
         let committed = verify(&store_dir, acked, u64::from(stage));
         assert!(committed >= acked, "stage {stage}");
         // A writer reopening cleans the temporary files and goes on.
-        let store = SqliteStore::open(&store_dir, child_options()).expect("reopen");
+        let store = LocalStore::open(&store_dir, child_options()).expect("reopen");
         store
             .upsert(C, &upsert_batch(10_000))
             .expect("upsert after the crash");

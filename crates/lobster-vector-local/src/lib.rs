@@ -61,8 +61,8 @@
 //!   checksum mismatch, hence a rebuild, never a wrong index.
 //! * Index files are saved on
 //!   [`VectorStore::flush`](lobster_vector_core::VectorStore::flush), when the store is dropped,
-//!   after every [`SqliteOptions::autosave_every`] changed vectors, and by
-//!   [`SqliteStore::compact`], in the process holding the write lock, which
+//!   after every [`LocalOptions::autosave_every`] changed vectors, and by
+//!   [`LocalStore::compact`], in the process holding the write lock, which
 //!   then prunes that collection's tombstones up to the saved `seq`. A reader
 //!   that had to rebuild an index (missing, damaged or stale file) saves it
 //!   too, while the collection is unchanged and no other save runs, so the
@@ -72,7 +72,7 @@
 //!
 //! # Opening
 //!
-//! [`SqliteStore::open`] reads no index. A collection's index is made ready on
+//! [`LocalStore::open`] reads no index. A collection's index is made ready on
 //! its first search or write: a valid index file is memory-mapped (after its
 //! checksum and its links are verified) and its vectors and level-0 links are
 //! searched in place — no vector is re-read from SQLite or copied — then newer
@@ -89,12 +89,12 @@
 //! * One process writes at a time: the first write (or
 //!   [`VectorStore::lock_for_writing`](lobster_vector_core::VectorStore::lock_for_writing)) takes an exclusive `flock` on
 //!   `<dir>/write.lock` and keeps it until the store is dropped. A second writer
-//!   waits up to [`SqliteOptions::lock_timeout`] and then gets
+//!   waits up to [`LocalOptions::lock_timeout`] and then gets
 //!   [`Error::StoreLocked`](lobster_vector_core::Error::StoreLocked). Stores
-//!   opened [`read_only`](SqliteOptions::read_only) never take the lock, create
+//!   opened [`read_only`](LocalOptions::read_only) never take the lock, create
 //!   no file of their own and refuse writes; their connections open the database
 //!   read-only, or `immutable` when its directory cannot be written.
-//!   [`SqliteStore::open_existing`] opens a store read-only by itself when this
+//!   [`LocalStore::open_existing`] opens a store read-only by itself when this
 //!   process cannot write it. SQLite's `busy_timeout` covers the short locks
 //!   SQLite itself takes (checkpoints, backups).
 //! * Inside a process, the HNSW index of each collection sits behind an
@@ -107,7 +107,7 @@
 //!   are found with one pass over the level-0 lists and linked again.
 //! * A search asks the graph for `min(k, count)` neighbours with a candidate
 //!   list of `max(ef_search, k)`; collections of fewer than
-//!   [`SqliteOptions::exact_search_below`] vectors are scanned exactly instead.
+//!   [`LocalOptions::exact_search_below`] vectors are scanned exactly instead.
 //!   The hits' ids, documents and metadata are then read from SQLite in one
 //!   query; a key no longer in SQLite (deleted meanwhile) is dropped. The
 //!   graph holds the same unit vectors as SQLite and scores them with the
@@ -117,9 +117,9 @@
 //!
 //! # Maintenance
 //!
-//! [`SqliteStore::check`] (integrity check and index/SQLite agreement),
-//! [`SqliteStore::compact`] (index rebuild, tombstone pruning, `VACUUM`) and
-//! [`SqliteStore::backup`] (an online, consistent copy while writes go on).
+//! [`LocalStore::check`] (integrity check and index/SQLite agreement),
+//! [`LocalStore::compact`] (index rebuild, tombstone pruning, `VACUUM`) and
+//! [`LocalStore::backup`] (an online, consistent copy while writes go on).
 
 mod error;
 mod hnsw;
@@ -131,8 +131,8 @@ mod schema;
 mod store;
 
 pub use maintenance::{BackupReport, CheckReport, CollectionCheck, CompactReport, IndexFileStatus};
-pub use options::{HnswParams, SqliteOptions, PARALLEL_SEARCH_MIN};
-pub use store::SqliteStore;
+pub use options::{HnswParams, LocalOptions, PARALLEL_SEARCH_MIN};
+pub use store::LocalStore;
 
 /// The backend name this store answers to in configuration (`LOBSTER_VECTOR_BACKEND`).
 pub const BACKEND: &str = "local";

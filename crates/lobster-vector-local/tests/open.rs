@@ -7,12 +7,12 @@ use std::fs;
 use std::path::Path;
 
 use lobster_vector_core::{Error, Record, VectorStore};
-use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
+use lobster_vector_local::{LocalOptions, LocalStore};
 
-fn ro() -> SqliteOptions {
-    SqliteOptions {
+fn ro() -> LocalOptions {
+    LocalOptions {
         read_only: true,
-        ..SqliteOptions::default()
+        ..LocalOptions::default()
     }
 }
 
@@ -21,14 +21,14 @@ fn a_store_path_that_is_a_file_is_an_io_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("file");
     fs::write(&file, b"hello").expect("write");
-    let e = SqliteStore::open(&file, SqliteOptions::default()).expect_err("file");
+    let e = LocalStore::open(&file, LocalOptions::default()).expect_err("file");
     assert!(
         matches!(&e, Error::Io { path, .. } if path == &file),
         "{e:?}"
     );
     assert!(e.to_string().contains("store directory"), "{e}");
     let below = file.join("store");
-    let e = SqliteStore::open(&below, SqliteOptions::default()).expect_err("under a file");
+    let e = LocalStore::open(&below, LocalOptions::default()).expect_err("under a file");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert_eq!(fs::read(&file).expect("read"), b"hello");
 }
@@ -36,9 +36,9 @@ fn a_store_path_that_is_a_file_is_an_io_error() {
 #[test]
 fn an_unwritable_location_is_an_io_error() {
     // /proc refuses new directories even to root.
-    let e = SqliteStore::open(
+    let e = LocalStore::open(
         Path::new("/proc/lobster-vector-test/store"),
-        SqliteOptions::default(),
+        LocalOptions::default(),
     )
     .expect_err("unwritable");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
@@ -48,19 +48,19 @@ fn an_unwritable_location_is_an_io_error() {
 fn read_only_needs_an_existing_store_and_refuses_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("nothing");
-    let e = SqliteStore::open(&missing, ro()).expect_err("missing");
+    let e = LocalStore::open(&missing, ro()).expect_err("missing");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert!(!missing.exists(), "read-only open created a directory");
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).expect("mkdir");
-    let e = SqliteStore::open(&empty, ro()).expect_err("no database");
+    let e = LocalStore::open(&empty, ro()).expect_err("no database");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     {
-        let s = SqliteStore::open(&empty, SqliteOptions::default()).expect("create");
+        let s = LocalStore::open(&empty, LocalOptions::default()).expect("create");
         s.upsert("abc", &[Record::new("a", vec![1.0, 2.0])])
             .expect("upsert");
     }
-    let s = SqliteStore::open(&empty, ro()).expect("open read-only");
+    let s = LocalStore::open(&empty, ro()).expect("open read-only");
     assert_eq!(s.count("abc").expect("count"), 1);
     for e in [
         s.upsert("abc", &[Record::new("b", vec![1.0, 2.0])])
@@ -80,8 +80,8 @@ fn read_only_needs_an_existing_store_and_refuses_writes() {
 fn a_corrupt_database_file_is_an_io_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("store.sqlite3"), vec![0x5a; 8192]).expect("write");
-    for opts in [SqliteOptions::default(), ro()] {
-        let e = SqliteStore::open(dir.path(), opts).expect_err("garbage db");
+    for opts in [LocalOptions::default(), ro()] {
+        let e = LocalStore::open(dir.path(), opts).expect_err("garbage db");
         assert!(matches!(e, Error::Io { .. }), "{e:?}");
     }
 }
@@ -98,16 +98,16 @@ fn batch(b: usize) -> Vec<Record> {
 }
 
 /// A cheap graph: this test is about the disk, not recall.
-fn fill_options() -> SqliteOptions {
-    SqliteOptions {
-        hnsw: lobster_vector_sqlite::HnswParams {
+fn fill_options() -> LocalOptions {
+    LocalOptions {
+        hnsw: lobster_vector_local::HnswParams {
             m: 8,
             ef_construction: 32,
             ef_search: 32,
             ..Default::default()
         },
         exact_search_below: usize::MAX,
-        ..SqliteOptions::default()
+        ..LocalOptions::default()
     }
 }
 
@@ -131,7 +131,7 @@ fn child_entry() {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
-    let store = SqliteStore::open(Path::new(&dir), fill_options()).expect("open");
+    let store = LocalStore::open(Path::new(&dir), fill_options()).expect("open");
     let start = store.count(C).expect("count") / FILL_BATCH;
     let mut acked = start;
     for b in start..start + 1_000 {
@@ -156,7 +156,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_acknowledged_data() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let s = SqliteStore::open(dir.path(), fill_options()).expect("open");
+        let s = LocalStore::open(dir.path(), fill_options()).expect("open");
         for b in 0..4 {
             s.upsert(C, &batch(b)).expect("upsert");
         }
@@ -182,7 +182,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_acknowledged_data() {
         .and_then(|v| v.parse().ok())
         .expect("acked");
     assert!(acked >= 4, "{line}");
-    let s = SqliteStore::open(dir.path(), fill_options()).expect("reopen");
+    let s = LocalStore::open(dir.path(), fill_options()).expect("reopen");
     assert_eq!(s.count(C).expect("count"), acked * FILL_BATCH, "{line}");
     let report = s.check().expect("check");
     assert_eq!(report.integrity, ["ok"]);
@@ -201,7 +201,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_acknowledged_data() {
 fn open_existing_creates_nothing_and_opens_what_exists() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("typo");
-    let e = SqliteStore::open_existing(&missing, SqliteOptions::default()).expect_err("missing");
+    let e = LocalStore::open_existing(&missing, LocalOptions::default()).expect_err("missing");
     assert!(
         matches!(&e, Error::Io { path, source, .. }
             if path == &missing && source.kind() == std::io::ErrorKind::NotFound),
@@ -210,14 +210,14 @@ fn open_existing_creates_nothing_and_opens_what_exists() {
     assert!(!missing.exists(), "open_existing created a directory");
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).expect("mkdir");
-    SqliteStore::open_existing(&empty, SqliteOptions::default()).expect_err("no database");
+    LocalStore::open_existing(&empty, LocalOptions::default()).expect_err("no database");
     assert_eq!(fs::read_dir(&empty).expect("read dir").count(), 0);
     {
-        let s = SqliteStore::open(&empty, SqliteOptions::default()).expect("create");
+        let s = LocalStore::open(&empty, LocalOptions::default()).expect("create");
         s.upsert("abc", &[Record::new("a", vec![1.0, 2.0])])
             .expect("upsert");
     }
-    let s = SqliteStore::open_existing(&empty, SqliteOptions::default()).expect("open");
+    let s = LocalStore::open_existing(&empty, LocalOptions::default()).expect("open");
     assert!(!s.options().read_only, "a writable store opened read-only");
     assert_eq!(s.count("abc").expect("count"), 1);
 }

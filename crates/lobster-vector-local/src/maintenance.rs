@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::error::{corrupt, SqlExt};
 use crate::index::{self, LoadFailure};
 use crate::schema::{self, decode, key};
-use crate::store::{read, write, SqliteStore};
+use crate::store::{read, write, LocalStore};
 use crate::{DB_FILE, INDEX_DIR};
 
 /// The state of a collection's index file on disk.
@@ -30,7 +30,7 @@ pub enum IndexFileStatus {
     Invalid { reason: String },
 }
 
-/// What [`SqliteStore::check`] found about one collection.
+/// What [`LocalStore::check`] found about one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectionCheck {
     pub name: String,
@@ -67,7 +67,7 @@ impl CollectionCheck {
     }
 }
 
-/// The result of [`SqliteStore::check`].
+/// The result of [`LocalStore::check`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
     /// Output of SQLite's `PRAGMA integrity_check`: `["ok"]` when sound.
@@ -84,7 +84,7 @@ impl CheckReport {
     }
 }
 
-/// The result of [`SqliteStore::compact`].
+/// The result of [`LocalStore::compact`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CompactReport {
     pub collections_rebuilt: usize,
@@ -94,7 +94,7 @@ pub struct CompactReport {
     pub bytes_after: u64,
 }
 
-/// The result of [`SqliteStore::backup`].
+/// The result of [`LocalStore::backup`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupReport {
     pub destination: PathBuf,
@@ -160,7 +160,7 @@ fn file_status(dir: &Path, name: &str, row: &schema::CollRow) -> IndexFileStatus
     }
 }
 
-impl SqliteStore {
+impl LocalStore {
     /// Checks the store: SQLite's `integrity_check`, each collection's stored
     /// count against its rows, its index file (checksum, sidecar), and that the
     /// index brought up to date holds exactly SQLite's keys (and, on a sample,
@@ -356,7 +356,7 @@ impl SqliteStore {
     /// (brought up to date, saved into `dest/index/`), then the database through
     /// SQLite's online backup API in one step (one read snapshot, taken after
     /// the index files, so opening the copy replays whatever came in between).
-    /// The copy is fsynced. Open it with [`SqliteStore::open`].
+    /// The copy is fsynced. Open it with [`LocalStore::open`].
     pub fn backup(&self, dest: &Path) -> Result<BackupReport> {
         match fs::metadata(dest) {
             Ok(m) if !m.is_dir() => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lobster_vector_core::{Error, Record, VectorStore};
-use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
+use lobster_vector_local::{LocalOptions, LocalStore};
 
 const C: &str = "shared_coll";
 const DIM: usize = 32;
@@ -26,7 +26,7 @@ fn batch(b: usize) -> Vec<Record> {
 
 /// One reader pass: count is a whole number of batches, hits are sorted, whole
 /// and name existing records. Returns the count seen.
-fn read_once(store: &SqliteStore, q: &[f32]) -> Result<usize, String> {
+fn read_once(store: &LocalStore, q: &[f32]) -> Result<usize, String> {
     let count = match store.count(C) {
         Ok(n) => n,
         Err(Error::CollectionNotFound { .. }) => return Ok(0),
@@ -55,11 +55,11 @@ fn read_once(store: &SqliteStore, q: &[f32]) -> Result<usize, String> {
 fn readers_in_threads_search_while_a_writer_ingests() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(
-        SqliteStore::open(
+        LocalStore::open(
             dir.path(),
-            SqliteOptions {
+            LocalOptions {
                 exact_search_below: 500,
-                ..SqliteOptions::default()
+                ..LocalOptions::default()
             },
         )
         .expect("open"),
@@ -102,12 +102,12 @@ fn readers_in_threads_search_while_a_writer_ingests() {
 #[test]
 fn a_second_writer_is_refused_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let first = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+    let first = LocalStore::open(dir.path(), LocalOptions::default()).expect("open");
     first.upsert(C, &batch(0)).expect("upsert");
     assert!(first.holds_write_lock());
 
     // Opening and reading need no lock.
-    let second = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+    let second = LocalStore::open(dir.path(), LocalOptions::default()).expect("open");
     assert_eq!(second.count(C).expect("count"), BATCH);
     let e = second.upsert(C, &batch(1)).expect_err("second writer");
     assert!(
@@ -127,11 +127,11 @@ fn a_second_writer_is_refused_cleanly() {
     assert!(!second.holds_write_lock());
 
     // With a timeout it waits, then gives up.
-    let waiting = SqliteStore::open(
+    let waiting = LocalStore::open(
         dir.path(),
-        SqliteOptions {
+        LocalOptions {
             lock_timeout: Duration::from_millis(300),
-            ..SqliteOptions::default()
+            ..LocalOptions::default()
         },
     )
     .expect("open");
@@ -156,11 +156,11 @@ fn a_second_writer_is_refused_cleanly() {
         .expect("the waiting writer got the lock");
     assert_eq!(waiting.count(C).expect("count"), 2 * BATCH);
     // Read-only stores never write.
-    let ro = SqliteStore::open(
+    let ro = LocalStore::open(
         dir.path(),
-        SqliteOptions {
+        LocalOptions {
             read_only: true,
-            ..SqliteOptions::default()
+            ..LocalOptions::default()
         },
     )
     .expect("open read-only");
@@ -183,11 +183,11 @@ fn child_entry() {
     let dir = Path::new(&dir);
     match role.as_str() {
         "reader" => {
-            let store = SqliteStore::open(
+            let store = LocalStore::open(
                 dir,
-                SqliteOptions {
+                LocalOptions {
                     read_only: true,
-                    ..SqliteOptions::default()
+                    ..LocalOptions::default()
                 },
             )
             .expect("reader open");
@@ -213,7 +213,7 @@ fn child_entry() {
             println!("READER searches={searches} first={first} last={last}");
         }
         "writer" => {
-            let store = SqliteStore::open(dir, SqliteOptions::default()).expect("open");
+            let store = LocalStore::open(dir, LocalOptions::default()).expect("open");
             match store.upsert(C, &batch(99_999)) {
                 Err(Error::StoreLocked { .. }) => println!("WRITER refused"),
                 other => println!("WRITER unexpected {other:?}"),
@@ -239,7 +239,7 @@ fn reader_processes_see_committed_batches_while_one_writer_ingests() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+    let store = LocalStore::open(dir.path(), LocalOptions::default()).expect("open");
     store.upsert(C, &batch(0)).expect("upsert");
     let mut readers: Vec<_> = (0..3).map(|_| spawn("reader", dir.path())).collect();
     // Each reader has opened the store and read once before any new batch.
@@ -298,7 +298,7 @@ fn reader_processes_see_committed_batches_while_one_writer_ingests() {
     // Nothing lost.
     assert_eq!(store.count(C).expect("count"), b * BATCH);
     drop(store);
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopen");
+    let store = LocalStore::open(dir.path(), LocalOptions::default()).expect("reopen");
     assert_eq!(store.count(C).expect("count"), b * BATCH);
     let report = store.check().expect("check");
     assert!(report.is_ok(), "{report:?}");
@@ -310,7 +310,7 @@ fn backup_while_a_writer_ingests_is_consistent() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open"));
+    let store = Arc::new(LocalStore::open(dir.path(), LocalOptions::default()).expect("open"));
     store.upsert(C, &batch(0)).expect("upsert");
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -344,7 +344,7 @@ fn backup_while_a_writer_ingests_is_consistent() {
     let written = writer.join().expect("writer");
     assert!(written > 3, "the writer made progress during the backups");
     for target in copies {
-        let copy = SqliteStore::open(&target, SqliteOptions::default()).expect("open copy");
+        let copy = LocalStore::open(&target, LocalOptions::default()).expect("open copy");
         let n = copy.count(C).expect("count");
         assert_eq!(n % BATCH, 0, "the copy holds a torn batch: {n}");
         let report = copy.check().expect("check");
@@ -375,13 +375,13 @@ fn many_threads_search_a_memory_mapped_index() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open");
+        let store = LocalStore::open(dir.path(), LocalOptions::default()).expect("open");
         for b in 0..15 {
             store.upsert(C, &batch(b)).expect("upsert");
         }
     }
     // Reopened: the saved index is mapped, not copied, until a write.
-    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopen"));
+    let store = Arc::new(LocalStore::open(dir.path(), LocalOptions::default()).expect("reopen"));
     let threads: Vec<_> = (0..24)
         .map(|t| {
             let store = store.clone();

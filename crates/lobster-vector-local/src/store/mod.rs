@@ -1,4 +1,4 @@
-//! [`SqliteStore`]: open, the write lock, and the `VectorStore` implementation
+//! [`LocalStore`]: open, the write lock, and the `VectorStore` implementation
 //! over its reads (`read`), writes (`write`) and index upkeep (`sync`).
 
 mod read;
@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::SqlExt;
 use crate::index::{self, Slot};
-use crate::options::SqliteOptions;
+use crate::options::LocalOptions;
 use crate::pool::Pool;
 use crate::schema;
 use crate::{BACKEND, DB_FILE, INDEX_DIR, LOCK_FILE};
@@ -58,9 +58,9 @@ pub(crate) struct Writer {
 /// replay, and concurrency. All methods take `&self`; the store is `Send + Sync`
 /// and meant to be shared (`Arc<dyn VectorStore>`).
 #[derive(Debug)]
-pub struct SqliteStore {
+pub struct LocalStore {
     pub(crate) paths: Paths,
-    pub(crate) options: SqliteOptions,
+    pub(crate) options: LocalOptions,
     pub(crate) readers: Pool,
     /// `None` for read-only stores.
     pub(crate) writer: Option<Mutex<Writer>>,
@@ -101,7 +101,7 @@ pub(crate) fn not_found(name: &str) -> Error {
     }
 }
 
-impl SqliteStore {
+impl LocalStore {
     /// Opens (or, unless `options.read_only`, creates) the store in `dir`.
     ///
     /// Creates `dir` and its `index/` directory if missing and the database with
@@ -112,7 +112,7 @@ impl SqliteStore {
     /// Errors: `dir` is a file, cannot be created or written, or holds a database
     /// that is not a lobster-vector store → `Error::Io` naming the path;
     /// `read_only` and no store in `dir` → `Error::Io` (not found).
-    pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self> {
+    pub fn open(dir: &Path, options: LocalOptions) -> Result<Self> {
         let paths = Paths::new(dir);
         match fs::metadata(dir) {
             Ok(m) if !m.is_dir() => {
@@ -175,7 +175,7 @@ impl SqliteStore {
     ///
     /// Errors: no store database in `dir` → `Error::Io` (not found), nothing
     /// created; otherwise those of [`open`](Self::open).
-    pub fn open_existing(dir: &Path, mut options: SqliteOptions) -> Result<Self> {
+    pub fn open_existing(dir: &Path, mut options: LocalOptions) -> Result<Self> {
         let paths = Paths::new(dir);
         if !paths.db.is_file() {
             return Err(Error::io(
@@ -197,7 +197,7 @@ impl SqliteStore {
     }
 
     /// The options the store was opened with.
-    pub fn options(&self) -> &SqliteOptions {
+    pub fn options(&self) -> &LocalOptions {
         &self.options
     }
 
@@ -253,7 +253,7 @@ impl SqliteStore {
     }
 }
 
-impl VectorStore for SqliteStore {
+impl VectorStore for LocalStore {
     fn backend_name(&self) -> &'static str {
         BACKEND
     }
@@ -377,7 +377,7 @@ impl VectorStore for SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
+impl Drop for LocalStore {
     /// Saves the changed index files if this store holds the write lock (errors are logged).
     fn drop(&mut self) {
         if let Some(w) = &self.writer {

@@ -1,7 +1,7 @@
 //! Quick figures for the `local` store on random vectors (speed only: recall on
 //! uniform random vectors means nothing).
 //!
-//! `cargo run --release -p lobster-vector-sqlite --example bench -- [N] [DIM] [BATCH] [clustered]`
+//! `cargo run --release -p lobster-vector-local --example bench -- [N] [DIM] [BATCH] [clustered]`
 //! (defaults 100000 384 5000; `clustered` draws the vectors around 64 random
 //! centres instead of uniformly, which is closer to real embeddings). Prints ingest rate, query latency p50/p99 at
 //! k=20 (including documents and metadata), 1,000 queries as single searches
@@ -13,7 +13,7 @@ use std::time::Instant;
 use lobster_vector_core::store::as_slices;
 use lobster_vector_core::testing::bench::percentile;
 use lobster_vector_core::{Metadata, Record, VectorStore};
-use lobster_vector_sqlite::{SqliteOptions, SqliteStore};
+use lobster_vector_local::{LocalOptions, LocalStore};
 
 fn lcg(state: &mut u64) -> f32 {
     *state = state
@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
 
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default())?;
+    let store = LocalStore::open(dir.path(), LocalOptions::default())?;
     let t = Instant::now();
     for chunk in records.chunks(batch) {
         store.upsert(c, chunk)?;
@@ -146,11 +146,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for (run, q) in queries.iter().enumerate().take(3) {
         let t = Instant::now();
-        let store = SqliteStore::open(
+        let store = LocalStore::open(
             dir.path(),
-            SqliteOptions {
+            LocalOptions {
                 read_only: true,
-                ..SqliteOptions::default()
+                ..LocalOptions::default()
             },
         )?;
         let hits = store.search(c, q, 20)?;

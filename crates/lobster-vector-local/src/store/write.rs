@@ -8,12 +8,12 @@ use lobster_vector_core::{metric::normalize, validate, Error, Metadata, Record, 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::sync::Committed;
-use super::{not_found, write, SqliteStore};
+use super::{not_found, write, LocalStore};
 use crate::error::SqlExt;
 use crate::index;
 use crate::schema::{self, encode, key, NOW};
 
-impl SqliteStore {
+impl LocalStore {
     /// One SQLite transaction (all or nothing, durable when this returns `Ok`),
     /// then the in-memory index. Takes the write lock on first use.
     pub(super) fn commit_upsert(&self, collection: &str, records: &[Record]) -> Result<()> {
