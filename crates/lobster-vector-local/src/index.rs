@@ -54,6 +54,42 @@ pub(crate) struct IndexMeta {
     /// XXH3-64 of the index file, 16 hex digits.
     pub xxh3: String,
     pub connectivity: u64,
+    /// The index file's identity when it was saved. While the file on disk
+    /// still has it, the file is the one `xxh3` was computed over and opening
+    /// it skips the checksum (hashing a large collection's file would read
+    /// all of it on every open); any other file is checksummed. `None` in
+    /// sidecars written before it existed.
+    #[serde(default)]
+    pub stamp: Option<FileStamp>,
+}
+
+/// What the file system says of a file that changes whenever the file is
+/// written or replaced: its length, modification time and (on Unix) inode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileStamp {
+    pub bytes: u64,
+    pub modified_ns: u128,
+    pub inode: u64,
+}
+
+impl FileStamp {
+    fn of(file: &fs::Metadata) -> Option<Self> {
+        let modified_ns = file
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(file);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self {
+            bytes: file.len(),
+            modified_ns,
+            inode,
+        })
+    }
 }
 
 /// A collection's HNSW graph and the SQLite state it reflects.
@@ -267,12 +303,15 @@ pub(crate) fn read_meta(
     Ok(meta)
 }
 
-/// Maps the index file and checks it against its sidecar (length, checksum)
-/// and the sidecar against the collection row. Returns both.
+/// Maps the index file and checks it against its sidecar (length; the
+/// checksum always with `always_checksum`, else unless the file still has the
+/// identity it was saved with) and the sidecar against the collection row.
+/// Returns both.
 pub(crate) fn verify(
     dir: &Path,
     name: &str,
     row: &CollRow,
+    always_checksum: bool,
 ) -> std::result::Result<(IndexMeta, Mmap), LoadFailure> {
     let meta = read_meta(dir, name, row)?;
     let invalid = LoadFailure::Invalid;
@@ -290,6 +329,12 @@ pub(crate) fn verify(
             bytes.len(),
             meta.bytes
         )));
+    }
+    let unchanged = !always_checksum
+        && meta.stamp.is_some()
+        && file.metadata().ok().as_ref().and_then(FileStamp::of) == meta.stamp;
+    if unchanged {
+        return Ok((meta, bytes));
     }
     let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
     if hash != meta.xxh3 {
@@ -309,7 +354,7 @@ pub(crate) fn load(
     row: &CollRow,
     params: &HnswParams,
 ) -> std::result::Result<LiveIndex, LoadFailure> {
-    let (meta, bytes) = verify(dir, name, row)?;
+    let (meta, bytes) = verify(dir, name, row, false)?;
     let invalid = LoadFailure::Invalid;
     let dim = row.dimension.unwrap_or(0);
     let mut graph = hnsw::file::view(bytes).map_err(|e| invalid(format!("the index file: {e}")))?;
@@ -364,7 +409,7 @@ pub(crate) fn save(dir: &Path, name: &str, live: &LiveIndex) -> Result<IndexMeta
         None => Cow::Owned(live.graph.to_bytes()),
     };
     let len = bytes.len();
-    let meta = IndexMeta {
+    let mut meta = IndexMeta {
         format: META_FORMAT,
         collection: name.to_string(),
         incarnation: live.incarnation,
@@ -375,12 +420,15 @@ pub(crate) fn save(dir: &Path, name: &str, live: &LiveIndex) -> Result<IndexMeta
         bytes: len as u64,
         xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
         connectivity: live.graph.shape().m as u64,
+        stamp: None,
     };
-    let json = serde_json::to_vec_pretty(&meta)
-        .map_err(|e| error::index(name, "describe the index file", e))?;
     let (ipath, mpath) = (index_path(dir, name), meta_path(dir, name));
     let (itmp, mtmp) = (tmp_path(&ipath), tmp_path(&mpath));
     write_synced(&itmp, &bytes)?;
+    // Renaming keeps the modification time and inode.
+    meta.stamp = fs::metadata(&itmp).ok().as_ref().and_then(FileStamp::of);
+    let json = serde_json::to_vec_pretty(&meta)
+        .map_err(|e| error::index(name, "describe the index file", e))?;
     fault::point(1);
     write_synced(&mtmp, &json)?;
     fault::point(2);

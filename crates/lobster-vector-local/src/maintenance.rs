@@ -149,7 +149,7 @@ fn index_files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 fn file_status(dir: &Path, name: &str, row: &schema::CollRow) -> IndexFileStatus {
-    match index::verify(dir, name, row) {
+    match index::verify(dir, name, row, true) {
         Ok((meta, _)) if meta.seq == row.last_seq => IndexFileStatus::Current { seq: meta.seq },
         Ok((meta, _)) => IndexFileStatus::Behind {
             seq: meta.seq,

@@ -237,6 +237,23 @@ fn a_bit_flip_in_the_index_file_is_detected() {
 }
 
 #[test]
+fn check_checksums_a_file_whose_damage_kept_its_modification_time() {
+    // Opening trusts an index file that still has the length, modification
+    // time and inode it was saved with; `check` always checksums it.
+    damaged(6, |d| {
+        let p = index_file(d);
+        let saved = fs::metadata(&p).expect("stat").modified().expect("mtime");
+        let f = fs::OpenOptions::new().write(true).open(&p).expect("open");
+        let mut bytes = fs::read(&p).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        std::io::Write::write_all(&mut &f, &bytes).expect("write in place");
+        f.set_modified(saved)
+            .expect("restore the modification time");
+    });
+}
+
+#[test]
 fn a_garbage_sidecar_is_rebuilt() {
     damaged(6, |d| fs::write(meta_file(d), b"{not json").expect("write"));
 }
