@@ -49,6 +49,18 @@ impl PackedLinear {
     /// Packs `w`, a `k × n` row-major matrix (`[in, out]`), and `bias` (`n`).
     pub fn new(w: &[f32], bias: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "PackedLinear: weight length");
+        Self::pack(bias, k, n, |kk, col| w[kk * n + col])
+    }
+
+    /// Packs `w` given in PyTorch's `nn.Linear` layout, `n × k` row-major
+    /// (`[out, in]`), and `bias` (`n`): the same layer as [`new`](Self::new)
+    /// of its transpose, without materialising the transpose.
+    pub fn from_out_in(w: &[f32], bias: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "PackedLinear: weight length");
+        Self::pack(bias, k, n, |kk, col| w[col * k + kk])
+    }
+
+    fn pack(bias: &[f32], k: usize, n: usize, w: impl Fn(usize, usize) -> f32) -> Self {
         assert_eq!(bias.len(), n, "PackedLinear: bias length");
         let panels = n.div_ceil(NR);
         let mut packed = vec![0f32; panels * k * NR];
@@ -56,9 +68,10 @@ impl PackedLinear {
         for p in 0..panels {
             let cols = NR.min(n - p * NR);
             let dst = &mut packed[p * k * NR..(p + 1) * k * NR];
-            for kk in 0..k {
-                dst[kk * NR..kk * NR + cols]
-                    .copy_from_slice(&w[kk * n + p * NR..kk * n + p * NR + cols]);
+            for c in 0..cols {
+                for kk in 0..k {
+                    dst[kk * NR + c] = w(kk, p * NR + c);
+                }
             }
             b[p * NR..p * NR + cols].copy_from_slice(&bias[p * NR..p * NR + cols]);
         }
@@ -449,6 +462,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn packing_the_out_in_layout_equals_packing_its_transpose() {
+        let (k, n) = (37, 41);
+        let w: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 - 6.0).collect();
+        let mut transposed = vec![0f32; k * n];
+        for kk in 0..k {
+            for col in 0..n {
+                transposed[col * k + kk] = w[kk * n + col];
+            }
+        }
+        let b: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let (a, t) = (
+            PackedLinear::new(&w, &b, k, n),
+            PackedLinear::from_out_in(&transposed, &b, k, n),
+        );
+        assert_eq!((a.packed, a.bias), (t.packed, t.bias));
     }
 
     #[test]

@@ -254,9 +254,8 @@ pub(crate) fn load_linear(
         .get((out, inp), &format!("{prefix}.weight"))
         .map_err(&err)?;
     let b = vb.get(out, &format!("{prefix}.bias")).map_err(&err)?;
-    let wt = w.t().and_then(|t| t.contiguous()).map_err(&err)?;
-    Ok(PackedLinear::new(
-        &to_vec(wt, weights)?,
+    Ok(PackedLinear::from_out_in(
+        &to_vec(w, weights)?,
         &to_vec(b, weights)?,
         inp,
         out,
@@ -324,8 +323,6 @@ impl Bert {
                 ],
                 0,
             )
-            .and_then(|t| t.t())
-            .and_then(|t| t.contiguous())
             .map_err(&err)?;
             let qkv_b = Tensor::cat(
                 &[
@@ -337,7 +334,7 @@ impl Bert {
             )
             .map_err(&err)?;
             layers.push(Layer {
-                qkv: PackedLinear::new(&vec(qkv)?, &vec(qkv_b)?, h, 3 * h),
+                qkv: PackedLinear::from_out_in(&vec(qkv)?, &vec(qkv_b)?, h, 3 * h),
                 out: linear(&format!("{p}.attention.output.dense"), h, h)?,
                 ln1_g: vec(w("attention.output.LayerNorm.weight", &[h])?)?,
                 ln1_b: vec(w("attention.output.LayerNorm.bias", &[h])?)?,
