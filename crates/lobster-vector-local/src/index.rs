@@ -64,10 +64,10 @@ pub(crate) struct IndexMeta {
 }
 
 /// What the file system says of a file that changes whenever the file is
-/// written or replaced: its length, modification time and (on Unix) inode.
+/// written or replaced: its modification time and (on Unix) inode. (Its
+/// length is checked against `IndexMeta::bytes` on every open.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FileStamp {
-    pub bytes: u64,
     pub modified_ns: u128,
     pub inode: u64,
 }
@@ -84,11 +84,7 @@ impl FileStamp {
         let inode = std::os::unix::fs::MetadataExt::ino(file);
         #[cfg(not(unix))]
         let inode = 0;
-        Some(Self {
-            bytes: file.len(),
-            modified_ns,
-            inode,
-        })
+        Some(Self { modified_ns, inode })
     }
 }
 

@@ -249,9 +249,7 @@ const SELECT_LANES: usize = 16;
 #[inline(always)]
 fn select_lanes(scores: &[f32], first_row: u32, top: &mut TopK) {
     let mut threshold = top.threshold();
-    let groups = scores.chunks_exact(SELECT_LANES);
-    let tail = groups.remainder();
-    for (g, group) in groups.enumerate() {
+    for (g, group) in scores.chunks(SELECT_LANES).enumerate() {
         let mut above = false;
         for &s in group {
             above |= s > threshold;
@@ -264,12 +262,6 @@ fn select_lanes(scores: &[f32], first_row: u32, top: &mut TopK) {
                     threshold = top.threshold();
                 }
             }
-        }
-    }
-    let base = first_row + (scores.len() - tail.len()) as u32;
-    for (j, &s) in tail.iter().enumerate() {
-        if s > top.threshold() {
-            top.push(s, base + j as u32);
         }
     }
 }

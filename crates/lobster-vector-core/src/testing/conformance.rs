@@ -433,7 +433,7 @@ pub fn search_batch_equals_single_searches(store: &dyn VectorStore) {
     store.upsert(&c, &recs).expect("upsert");
     // More queries than a batch a store may split over threads.
     let owned = random_vectors(18, 40, 16);
-    let queries: Vec<&[f32]> = owned.iter().map(Vec::as_slice).collect();
+    let queries = crate::store::as_slices(&owned);
     let batch = store.search_batch(&c, &queries, 7).expect("batch");
     assert_eq!(batch.len(), queries.len());
     for (q, b) in queries.iter().zip(&batch) {
