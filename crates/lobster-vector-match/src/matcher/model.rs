@@ -87,7 +87,7 @@ impl MatcherModel {
     }
 
     /// Scores and calibrated probabilities of a query's candidates, in input order.
-    pub fn rank(&self, candidates: &[Candidate]) -> Vec<(f32, f32)> {
+    pub fn rank(&self, candidates: &[&Candidate]) -> Vec<(f32, f32)> {
         let scores: Vec<f32> = candidates.iter().map(|c| self.score(&c.features)).collect();
         let shares = log_softmax(&scores);
         scores

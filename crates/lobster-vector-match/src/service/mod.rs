@@ -13,7 +13,9 @@ use lobster_vector_core::store::as_slices;
 use rayon::prelude::*;
 
 use crate::curation::{CuratedSet, CuratedTarget};
-use crate::matcher::{CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL, MODEL_KEY};
+use crate::matcher::{
+    Candidate, CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL, MODEL_KEY,
+};
 use crate::ontology::graph::Graph;
 use crate::ontology::{
     split_incarnation, EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term,
@@ -468,12 +470,19 @@ impl SearchService {
                         hits = self.store.search(&resolved.name, vector, n)?;
                     }
                 }
-                let seen: HashSet<String> = rows.iter().map(|r| r.ontology_id.clone()).collect();
                 let ranked = match &onto {
-                    Some(o) => ranked_rows(o, resolved, term, &hits, &|id| {
-                        keep(id) && !seen.contains(id)
-                    }),
-                    None => dense_rows(hits, resolved, &|id| keep(id) && !seen.contains(id)),
+                    Some(o) => {
+                        let ranked = RankedCandidates::new(o, resolved, term, &hits);
+                        order_exact_ties(&mut rows, &ranked);
+                        let seen: HashSet<&str> =
+                            rows.iter().map(|r| r.ontology_id.as_str()).collect();
+                        ranked.rows(resolved, &|id| keep(id) && !seen.contains(id))
+                    }
+                    None => {
+                        let seen: HashSet<&str> =
+                            rows.iter().map(|r| r.ontology_id.as_str()).collect();
+                        dense_rows(hits, resolved, &|id| keep(id) && !seen.contains(id))
+                    }
                 };
                 rows.extend(ranked);
                 if let Some(reranker) = &self.reranker {
@@ -506,52 +515,98 @@ fn serialize_score<S: serde::Serializer>(x: &f32, s: S) -> std::result::Result<S
     s.serialize_f64(output_score(*x))
 }
 
-/// Candidates of every channel, ranked and calibrated by the collection's
-/// fitted matcher (by cosine similarity where it has none), best first.
-fn ranked_rows(
-    o: &Ontology,
-    resolved: &ResolvedCollection,
-    query: &str,
-    hits: &[Hit],
-    keep: &dyn Fn(&str) -> bool,
-) -> Vec<OntologyMatch> {
-    let generator = CandidateGenerator::new(o);
-    let dense: Vec<DenseHit> = hits
-        .iter()
-        .filter_map(|h| {
-            Some(DenseHit {
-                entry: generator.entry_of_hit(&h.id)?,
-                cosine: 1.0 - h.distance,
-            })
-        })
-        .collect();
-    let terms = o.terms();
-    let entries = generator.lexical().entries();
-    let mut candidates = generator.candidates(query, &dense, &(0..0));
-    candidates.retain(|c| keep(&terms[c.term as usize].id));
-    let scored: Vec<(f32, f32)> = match &resolved.matcher {
-        Some(model) => model.rank(&candidates),
-        None => candidates
+/// Every channel's candidates of one query, with what ranks them: the
+/// collection's fitted matcher, or cosine similarity where it has none.
+struct RankedCandidates<'o> {
+    ontology: &'o Ontology,
+    entries: &'o [crate::matcher::lexical::Entry],
+    matcher: Option<&'o MatcherModel>,
+    candidates: Vec<Candidate>,
+}
+
+impl<'o> RankedCandidates<'o> {
+    fn new(o: &'o Ontology, resolved: &'o ResolvedCollection, query: &str, hits: &[Hit]) -> Self {
+        let generator = CandidateGenerator::new(o);
+        let dense: Vec<DenseHit> = hits
             .iter()
-            .map(|c| {
-                let cos = c.cosine.unwrap_or(0.0);
-                (cos, Metric::Cosine.similarity(1.0 - cos))
+            .filter_map(|h| {
+                Some(DenseHit {
+                    entry: generator.entry_of_hit(&h.id)?,
+                    cosine: 1.0 - h.distance,
+                })
             })
-            .collect(),
-    };
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by(|&a, &b| {
-        scored[b]
-            .1
-            .total_cmp(&scored[a].1)
-            .then(scored[b].0.total_cmp(&scored[a].0))
-            .then(candidates[a].term.cmp(&candidates[b].term))
-    });
-    order
-        .into_iter()
-        .map(|i| {
-            let c = &candidates[i];
-            let (rank_score, probability) = scored[i];
+            .collect();
+        RankedCandidates {
+            ontology: o,
+            entries: generator.lexical().entries(),
+            matcher: resolved.matcher.as_deref(),
+            candidates: generator.candidates(query, &dense, &(0..0)),
+        }
+    }
+
+    /// Ranker scores and calibrated probabilities of `candidates`, the
+    /// probabilities being shares of this pool.
+    fn score(&self, candidates: &[&Candidate]) -> Vec<(f32, f32)> {
+        match self.matcher {
+            Some(model) => model.rank(candidates),
+            None => candidates
+                .iter()
+                .map(|c| {
+                    let cos = c.cosine.unwrap_or(0.0);
+                    (cos, Metric::Cosine.similarity(1.0 - cos))
+                })
+                .collect(),
+        }
+    }
+
+    /// The ranker's score of the concept `id`, if it is a candidate.
+    fn score_of(&self, id: &str) -> Option<f32> {
+        let terms = self.ontology.terms();
+        let c = self
+            .candidates
+            .iter()
+            .find(|c| terms[c.term as usize].id == id)?;
+        Some(self.score(&[c])[0].0)
+    }
+
+    /// The candidates `keep` accepts as rows, best first; probabilities are
+    /// shares of the kept candidates.
+    fn rows(
+        &self,
+        resolved: &ResolvedCollection,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Vec<OntologyMatch> {
+        let terms = self.ontology.terms();
+        let kept: Vec<&Candidate> = self
+            .candidates
+            .iter()
+            .filter(|c| keep(&terms[c.term as usize].id))
+            .collect();
+        let scored = self.score(&kept);
+        let mut order: Vec<usize> = (0..kept.len()).collect();
+        order.sort_by(|&a, &b| {
+            scored[b]
+                .1
+                .total_cmp(&scored[a].1)
+                .then(scored[b].0.total_cmp(&scored[a].0))
+                .then(kept[a].term.cmp(&kept[b].term))
+        });
+        order
+            .into_iter()
+            .map(|i| self.row(kept[i], scored[i].0, scored[i].1, resolved))
+            .collect()
+    }
+
+    fn row(
+        &self,
+        c: &Candidate,
+        rank_score: f32,
+        probability: f32,
+        resolved: &ResolvedCollection,
+    ) -> OntologyMatch {
+        let terms = self.ontology.terms();
+        let entries = self.entries;
+        {
             let term = &terms[c.term as usize];
             let entry = &entries[c.entry as usize];
             let matched = term.entry_text(entry.slot).unwrap_or(&term.label);
@@ -613,8 +668,36 @@ fn ranked_rows(
                 ontology: resolved.artifact.ontology.clone(),
                 ontology_version: resolved.artifact.source_version.clone(),
             }
-        })
-        .collect()
+        }
+    }
+}
+
+/// Orders each run of exact rows of one match type and scope (one text
+/// naming several concepts: `RA` is a synonym of two diseases) by the
+/// matcher's ranking of those concepts; rows it did not rank keep their
+/// place after the ranked ones of their run.
+fn order_exact_ties(rows: &mut [OntologyMatch], ranked: &RankedCandidates<'_>) {
+    let tie_key = |r: &OntologyMatch| (r.match_type, r.metadata.get("scope").cloned());
+    let mut start = 0;
+    while start < rows.len() {
+        let key = tie_key(&rows[start]);
+        let mut end = start + 1;
+        while end < rows.len() && tie_key(&rows[end]) == key {
+            end += 1;
+        }
+        if end - start > 1 && matches!(key.0, MatchType::ExactLabel | MatchType::ExactSynonym) {
+            // Stable: unranked rows keep their relative order, last.
+            let scores: Vec<f32> = rows[start..end]
+                .iter()
+                .map(|r| ranked.score_of(&r.ontology_id).unwrap_or(f32::NEG_INFINITY))
+                .collect();
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            let run: Vec<OntologyMatch> = order.iter().map(|&i| rows[start + i].clone()).collect();
+            rows[start..end].clone_from_slice(&run);
+        }
+        start = end;
+    }
 }
 
 /// Without the ontology source: the store's hits, one row per concept, by similarity.

@@ -362,3 +362,113 @@ fn an_inactive_reranker_keeps_the_order_and_says_so() {
         }
     }
 }
+
+/// Two concepts sharing an exact synonym: the one with descendants, and a leaf.
+const SHARED_SYNONYM_OBO: &str = "format-version: 1.4
+data-version: releases/2026-01-01
+ontology: cl
+
+[Term]
+id: CL:0000001
+name: broad cell
+synonym: \"BC\" EXACT []
+
+[Term]
+id: CL:0000002
+name: narrow branch cell
+is_a: CL:0000001 ! broad cell
+
+[Term]
+id: CL:0000003
+name: other branch cell
+is_a: CL:0000001 ! broad cell
+
+[Term]
+id: CL:0000000
+name: bright cell
+synonym: \"BC\" EXACT []
+";
+
+/// The exact rows of `query` in a store of [`SHARED_SYNONYM_OBO`] whose
+/// matcher scores a candidate by `weight` × its number of descendants alone.
+fn exact_rows_ranked_by_descendants(weight: f32, query: &str) -> Vec<OntologyMatch> {
+    use crate::matcher::{Calibration, FitReport, MatcherModel, FEATURES, MODEL_KEY};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("CL-ontology-v2026-01-01.obo");
+    std::fs::write(&path, SHARED_SYNONYM_OBO).expect("write");
+    let ontology = crate::ontology::Ontology::load(&path).expect("ontology");
+    let store = Arc::new(FlatStore::new());
+    let embedder = HashingEmbedder::new(DIM);
+    let options = crate::build::BuildOptions {
+        fit: None,
+        ..crate::build::BuildOptions::default()
+    };
+    let report = crate::build::build_collection(
+        &ontology,
+        &embedder,
+        store.as_ref(),
+        &options,
+        &crate::build::NoProgress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("build");
+    let mut weights = vec![0.0; FEATURES.len()];
+    let descendants = FEATURES
+        .iter()
+        .position(|f| *f == "log_descendants")
+        .expect("feature");
+    weights[descendants] = weight;
+    let model = MatcherModel {
+        features: FEATURES.iter().map(|f| f.to_string()).collect(),
+        mean: vec![0.0; FEATURES.len()],
+        scale: vec![1.0; FEATURES.len()],
+        weights,
+        calibration: Calibration {
+            score_slope: 1.0,
+            share_slope: 0.0,
+            bias: 0.0,
+        },
+        report: FitReport::default(),
+    };
+    let mut meta = store
+        .collection_info(&report.collection)
+        .expect("info")
+        .metadata;
+    meta.insert(
+        MODEL_KEY.into(),
+        serde_json::to_value(&model).expect("model"),
+    );
+    store
+        .set_collection_metadata(&report.collection, meta)
+        .expect("metadata");
+    let service = SearchService::new(store, Arc::new(embedder)).with_ontologies(Some(Arc::new(
+        crate::ontology::OntologyLibrary::new(vec![dir.path().to_path_buf()]),
+    )));
+    let rows = service.match_ontology(query, "cl", 5).expect("match");
+    rows.into_iter()
+        .filter(|r| r.match_type.is_exact())
+        .collect()
+}
+
+#[test]
+fn concepts_sharing_an_exact_text_are_ordered_by_the_matcher() {
+    let ids = |rows: &[OntologyMatch]| {
+        rows.iter()
+            .map(|r| r.ontology_id.clone())
+            .collect::<Vec<_>>()
+    };
+    // Rewarding descendants puts the broad concept first, although its id sorts later.
+    let broad_first = exact_rows_ranked_by_descendants(1.0, "BC");
+    assert_eq!(ids(&broad_first), ["CL:0000001", "CL:0000000"]);
+    // Penalising them puts the leaf first: the order is the matcher's, not the ids'.
+    let leaf_first = exact_rows_ranked_by_descendants(-1.0, "bc");
+    assert_eq!(ids(&leaf_first), ["CL:0000000", "CL:0000001"]);
+    for r in broad_first.iter().chain(&leaf_first) {
+        assert_eq!(r.match_type, MatchType::ExactSynonym);
+        assert_eq!(r.score, 1.0);
+    }
+    // A label outranks any synonym whatever the matcher says.
+    let label = exact_rows_ranked_by_descendants(-1.0, "broad cell");
+    assert_eq!(ids(&label), ["CL:0000001"]);
+    assert_eq!(label[0].match_type, MatchType::ExactLabel);
+}
