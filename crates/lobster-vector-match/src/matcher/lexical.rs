@@ -49,6 +49,10 @@ pub struct QueryTokens {
 /// One token of a query.
 #[derive(Debug, Clone)]
 pub struct QueryWord {
+    /// The token as [`text::tokens`] reads it.
+    pub text: String,
+    /// Whether the query writes it as an abbreviation (`SCG`, `HEV`).
+    pub abbreviation: bool,
     pub idf: f32,
     pub matches: Vec<(u32, f32)>,
 }
@@ -62,6 +66,9 @@ const STEM_WEIGHT: f32 = 0.7;
 /// of the shorter word it must cover.
 const STEM_MIN: usize = 6;
 const STEM_SHARE: f32 = 0.7;
+/// Weight of entry words covered by a query abbreviation of their initials
+/// (`SCG` ~ `superior cervical ganglion`).
+const INITIALS_WEIGHT: f32 = 0.9;
 /// Weight of a word the ontology itself uses in place of the query word.
 const SUBSTITUTE_WEIGHT: f32 = 0.85;
 /// Terms whose label and synonyms must swap two words before they count as substitutes.
@@ -317,9 +324,18 @@ impl LexicalIndex {
 
     /// Reads a query.
     pub fn query(&self, text: &str) -> QueryTokens {
+        let abbreviations: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| text::looks_like_abbreviation(w))
+            .map(str::to_lowercase)
+            .collect();
         let words: Vec<QueryWord> = text::tokens(text)
             .into_iter()
-            .map(|w| self.query_word(&w))
+            .map(|w| {
+                let mut word = self.query_word(&w);
+                word.abbreviation = abbreviations.contains(&w);
+                word
+            })
             .collect();
         let counts = gram_counts(text::tokens(text).iter().map(String::as_str));
         let mut norm = 0.0f32;
@@ -331,11 +347,6 @@ impl LexicalIndex {
                 norm += w * w;
                 Some((id, w))
             })
-            .collect();
-        let abbreviations = text
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| text::looks_like_abbreviation(w))
-            .map(str::to_lowercase)
             .collect();
         QueryTokens {
             words,
@@ -409,7 +420,12 @@ impl LexicalIndex {
                 .fold(None, |a: Option<f32>, b| Some(a.map_or(b, |a| a.min(b))))
                 .unwrap_or_else(|| bm25_idf(self.entries.len() as f32, 0.0)),
         };
-        QueryWord { idf, matches }
+        QueryWord {
+            text: word.to_string(),
+            abbreviation: false,
+            idf,
+            matches,
+        }
     }
 
     /// The `limit` entries with the highest BM25 score for `q`, best first
@@ -489,7 +505,11 @@ impl LexicalIndex {
 
     /// Word coverage of a query and an entry: the idf-weighted share of the
     /// query's words found in the entry, and of the entry's words found in
-    /// the query (a prefix match counts `PREFIX_WEIGHT`, 0.8).
+    /// the query (a prefix match counts `PREFIX_WEIGHT`, 0.8). A query word
+    /// also covers consecutive entry words it joins (`gammadelta` ~ `gamma
+    /// delta`, `nonclassical` ~ `non classical`), and a query abbreviation the
+    /// consecutive entry words whose initials it spells (`SCG` ~ `superior
+    /// cervical ganglion`, weight `INITIALS_WEIGHT`).
     pub fn coverage(&self, q: &QueryTokens, entry: u32) -> (f32, f32) {
         let tokens = &self.entries[entry as usize].tokens;
         let mut q_total = 0.0f32;
@@ -502,6 +522,19 @@ impl LexicalIndex {
                 if let Some(&(_, w)) = word.matches.iter().find(|(id, _)| id == t) {
                     best = best.max(w);
                     e_hit[i] = e_hit[i].max(w);
+                }
+            }
+            if best < 1.0 {
+                if let Some(run) = self.joined_run(&word.text, tokens) {
+                    best = 1.0;
+                    e_hit[run].iter_mut().for_each(|h| *h = 1.0);
+                } else if word.abbreviation && best < INITIALS_WEIGHT {
+                    if let Some(run) = self.initials_run(&word.text, tokens) {
+                        best = INITIALS_WEIGHT;
+                        e_hit[run]
+                            .iter_mut()
+                            .for_each(|h| *h = h.max(INITIALS_WEIGHT));
+                    }
                 }
             }
             q_hit += best * word.idf;
@@ -517,6 +550,42 @@ impl LexicalIndex {
         let qc = if q_total > 0.0 { q_hit / q_total } else { 0.0 };
         let ec = if e_total > 0.0 { e_cov / e_total } else { 0.0 };
         (qc, ec)
+    }
+
+    /// The first run of two or more consecutive `tokens` that, written
+    /// together, are `word`.
+    fn joined_run(&self, word: &str, tokens: &[u32]) -> Option<Range<usize>> {
+        (0..tokens.len()).find_map(|start| {
+            let mut rest = word;
+            for (end, &t) in tokens.iter().enumerate().skip(start) {
+                rest = rest.strip_prefix(self.words[t as usize].as_str())?;
+                if rest.is_empty() {
+                    return (end > start).then_some(start..end + 1);
+                }
+            }
+            None
+        })
+    }
+
+    /// The first run of two or more consecutive `tokens` whose initials (a
+    /// number token counts whole, as in [`text::initialism`]) spell `abbreviation`.
+    fn initials_run(&self, abbreviation: &str, tokens: &[u32]) -> Option<Range<usize>> {
+        (0..tokens.len()).find_map(|start| {
+            let mut rest = abbreviation;
+            for (end, &t) in tokens.iter().enumerate().skip(start) {
+                let w = self.words[t as usize].as_str();
+                let initial = if w.bytes().all(|b| b.is_ascii_digit()) {
+                    w
+                } else {
+                    &w[..w.chars().next()?.len_utf8()]
+                };
+                rest = rest.strip_prefix(initial)?;
+                if rest.is_empty() {
+                    return (end > start).then_some(start..end + 1);
+                }
+            }
+            None
+        })
     }
 
     /// The words the ontology swaps for `word` (learned by [`LexicalIndex::build`] from its label/synonym pairs).
@@ -697,4 +766,69 @@ fn count_sorted(grams: &mut [u64]) -> Vec<(u64, u32)> {
 fn gram_counts<'w>(words: impl Iterator<Item = &'w str>) -> Vec<(u64, u32)> {
     let mut all: Vec<u64> = words.flat_map(word_grams).collect();
     count_sorted(&mut all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ontology::{Ontology, Term};
+
+    fn index(labels: &[&str]) -> LexicalIndex {
+        let terms = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| Term {
+                id: format!("FX:{i:04}"),
+                label: (*label).to_string(),
+                definition: None,
+                synonyms: vec![],
+                parents: vec![],
+                deprecated: false,
+                replaced_by: None,
+                consider: vec![],
+            })
+            .collect();
+        let o = Ontology::from_terms("fixture", None, "v1", terms).expect("fixture");
+        LexicalIndex::build(&o)
+    }
+
+    fn coverage(lex: &LexicalIndex, query: &str, term: u32) -> (f32, f32) {
+        let entry = lex.entries_of(term).start as u32;
+        lex.coverage(&lex.query(query), entry)
+    }
+
+    #[test]
+    fn a_query_abbreviation_covers_the_entry_words_it_spells() {
+        let lex = index(&[
+            "superior cervical ganglion TH neuron",
+            "neuron",
+            "inferior mesenteric ganglion TH neuron",
+        ]);
+        let (qc, ec) = coverage(&lex, "SCG TH neuron", 0);
+        assert!(
+            qc >= INITIALS_WEIGHT - 1e-6 && ec >= INITIALS_WEIGHT - 1e-6,
+            "{qc} {ec}"
+        );
+        // Other initials cover nothing.
+        let (qc_other, ec_other) = coverage(&lex, "SCG TH neuron", 2);
+        assert!(qc_other < qc && ec_other < ec, "{qc_other} {ec_other}");
+        // Only a word written as an abbreviation is read as one.
+        let (qc_lower, _) = coverage(&lex, "scg th neuron", 0);
+        assert!(qc_lower < qc, "{qc_lower}");
+        // One word never spells a run: the parent stays partly covered.
+        let (qc_parent, ec_parent) = coverage(&lex, "SCG TH neuron", 1);
+        assert!(qc_parent < qc && (ec_parent - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_query_word_covers_the_entry_words_it_joins() {
+        let lex = index(&["gamma-delta T cell", "non-classical monocyte", "T cell"]);
+        assert_eq!(coverage(&lex, "gammadelta T cell", 0), (1.0, 1.0));
+        assert_eq!(coverage(&lex, "Nonclassical Monocytes", 1), (1.0, 1.0));
+        let (qc, _) = coverage(&lex, "gammadelta T cell", 2);
+        assert!(qc < 1.0, "{qc}");
+        // A word that is only the start of a run covers nothing of it.
+        let (qc, ec) = coverage(&lex, "nonclass monocyte", 1);
+        assert!(qc < 1.0 && ec < 1.0, "{qc} {ec}");
+    }
 }
