@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::artifact::{now_rfc3339, Artifact, ARTIFACT_KEY};
-use crate::matcher::{fit_matcher, FitOptions, FitReport, MODEL_KEY};
+use crate::matcher::{fit_matcher, FitOptions, FitReport, MatcherModel, MODEL_KEY};
 use crate::ontology::{incarnation_name, split_incarnation, Ontology, Term};
 use crate::{validate, Embedder, Error, Metadata, Record, Result, VectorStore};
 
@@ -50,7 +50,8 @@ pub struct BuildReport {
     /// `true` when an identical build existed and nothing was done.
     pub skipped: bool,
     pub seconds: f64,
-    /// How the matcher was fitted (absent when skipped or built without one).
+    /// How the matcher was fitted: absent when built without one, or when
+    /// the build was skipped and its matcher was [current](MatcherModel::is_current).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matcher: Option<FitReport>,
 }
@@ -129,7 +130,8 @@ fn term_entries(term: &Term) -> impl Iterator<Item = (String, &str, Metadata)> +
 /// Builds (or confirms) the collection of `ontology` embedded by `embedder` in `store`.
 ///
 /// Rebuilding the same source (SHA-256) with the same model is a no-op unless
-/// `options.force`. A rebuild never touches the live build: it is written
+/// `options.force`, apart from fitting its matcher again when it is missing
+/// or not [current](MatcherModel::is_current) (and `options.fit` is set). A rebuild never touches the live build: it is written
 /// under a free [incarnation name](crate::ontology::incarnation_name) beside
 /// it, becomes the one searches resolve to when its artifact is written (one
 /// metadata write), and only then are the builds it replaces dropped. Setting
@@ -179,6 +181,19 @@ pub fn build_collection(
             report.collection = live.to_string();
             report.skipped = true;
             report.entries = *count;
+            // A matcher missing, or fitted by other feature code, is fitted again.
+            if let Some(fit) = &options.fit {
+                let current = store
+                    .collection_info(live)?
+                    .metadata
+                    .get(MODEL_KEY)
+                    .and_then(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok())
+                    .is_some_and(|m| m.is_current());
+                if !current {
+                    report.matcher = Some(refit_matcher(ontology, embedder, store, live, fit)?);
+                }
+            }
+            report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
         }
     }

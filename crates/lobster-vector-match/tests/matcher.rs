@@ -102,6 +102,69 @@ fn the_fitted_ranker_beats_dense_only_on_held_out_synonyms() {
 }
 
 #[test]
+fn a_build_of_the_same_source_fits_a_stale_or_missing_matcher_again() {
+    let ontology = fixture();
+    let store = FlatStore::new();
+    let embedder = HashingEmbedder::new(128);
+    let options = BuildOptions {
+        fit: Some(FitOptions {
+            max_queries: 200,
+            ..FitOptions::default()
+        }),
+        ..BuildOptions::default()
+    };
+    let build = || {
+        build_collection(
+            &ontology,
+            &embedder,
+            &store,
+            &options,
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+        .expect("build")
+    };
+    let first = build();
+    let stored = |name: &str| -> Option<MatcherModel> {
+        let meta = store.collection_info(name).expect("info").metadata;
+        meta.get(MODEL_KEY)
+            .map(|v| serde_json::from_value(v.clone()).expect("model"))
+    };
+    let model = stored(&first.collection).expect("model");
+    assert!(model.is_current());
+    // Current: the second build is a no-op.
+    let again = build();
+    assert!(again.skipped && again.matcher.is_none(), "{again:?}");
+    // Fitted by other feature code: it still applies, and the build fits it again.
+    let mut old = model.clone();
+    old.features_code = 0;
+    assert!(old.is_compatible() && !old.is_current());
+    let mut meta = store
+        .collection_info(&first.collection)
+        .expect("info")
+        .metadata;
+    meta.insert(MODEL_KEY.into(), serde_json::to_value(&old).expect("json"));
+    store
+        .set_collection_metadata(&first.collection, meta.clone())
+        .expect("metadata");
+    let refitted = build();
+    assert!(refitted.skipped, "nothing is embedded again");
+    assert!(refitted.matcher.is_some(), "{refitted:?}");
+    assert_eq!(refitted.collection, first.collection);
+    let mut now = stored(&first.collection).expect("model");
+    assert!(now.is_current());
+    now.report.seconds = model.report.seconds;
+    assert_eq!(now, model, "the same fit as the first build");
+    // Missing: fitted again too.
+    meta.remove(MODEL_KEY);
+    store
+        .set_collection_metadata(&first.collection, meta)
+        .expect("metadata");
+    assert!(build().matcher.is_some());
+    assert!(stored(&first.collection).is_some_and(|m| m.is_current()));
+}
+
+#[test]
 fn fitting_is_deterministic() {
     let ontology = fixture();
     let fit = || {

@@ -91,6 +91,12 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
                     "{}: already built from this source with this model ({} entries); use --force to rebuild",
                     report.collection, report.entries
                 ))?;
+                if let Some(fit) = &report.matcher {
+                    output::line(&format!(
+                        "  matcher (missing or fitted by another version, fitted again): {}",
+                        describe_fit(fit)
+                    ))?;
+                }
             } else {
                 output::line(&format!(
                     "{}: {} entries ({} terms) in {:.1}s ({:.0} texts/s)",

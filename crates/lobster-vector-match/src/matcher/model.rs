@@ -26,7 +26,22 @@ pub struct MatcherModel {
     pub calibration: Calibration,
     /// How it was fitted and what it reached on its own held-out queries.
     pub report: FitReport,
+    /// [`FEATURES_CODE`] of the code that computed the features it was
+    /// fitted on (0 when fitted before it was recorded).
+    #[serde(default)]
+    pub features_code: u64,
 }
+
+/// The fingerprint of the code that computes the features (candidate
+/// generation, the lexical index and the label grammar): a model fitted
+/// under another one still applies when its feature names match, but is
+/// [stale](MatcherModel::is_current) and a build fits it again.
+pub const FEATURES_CODE: u64 = crate::compiled::fingerprint(&[
+    include_bytes!("candidates.rs"),
+    include_bytes!("lexical.rs"),
+    include_bytes!("text.rs"),
+    include_bytes!("structure.rs"),
+]);
 
 /// `p = sigmoid(score_slope · score + share_slope · ln(share) + bias)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -75,6 +90,12 @@ impl MatcherModel {
             && self.mean.len() == N_FEATURES
             && self.scale.len() == N_FEATURES
             && self.weights.len() == N_FEATURES
+    }
+
+    /// Whether the model is [compatible](Self::is_compatible) and was
+    /// fitted on features computed by this build's code ([`FEATURES_CODE`]).
+    pub fn is_current(&self) -> bool {
+        self.is_compatible() && self.features_code == FEATURES_CODE
     }
 
     /// The ranker's score of one feature vector.
@@ -257,6 +278,7 @@ pub fn fit(
             bias: 0.0,
         },
         report: FitReport::default(),
+        features_code: FEATURES_CODE,
     };
 
     // Calibration rows: the best few rows of each calibration query.

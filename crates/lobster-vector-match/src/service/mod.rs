@@ -260,11 +260,22 @@ impl SearchService {
         };
         // The matcher is read only for the build chosen.
         let resolved = |name: String, artifact: Artifact, metadata: &Metadata| {
-            let matcher = metadata
+            let stored = metadata
                 .get(MODEL_KEY)
-                .and_then(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok())
-                .filter(MatcherModel::is_compatible)
-                .map(Arc::new);
+                .map(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok());
+            let matcher = match stored {
+                None => None,
+                Some(Some(model)) if model.is_compatible() => {
+                    if !model.is_current() {
+                        warn_once(&name, "the matcher of this collection was fitted on features computed by another version; it applies, but fitting it again (a build does) matches better");
+                    }
+                    Some(Arc::new(model))
+                }
+                Some(_) => {
+                    warn_once(&name, "the matcher of this collection was fitted on another feature set and is not applied: candidates are ordered by cosine similarity until it is fitted again (a build does)");
+                    None
+                }
+            };
             ResolvedCollection {
                 name,
                 artifact,
@@ -497,6 +508,18 @@ impl SearchService {
                 Ok(rows)
             })
             .collect()
+    }
+}
+
+/// Logs `message` about `collection` once per process.
+fn warn_once(collection: &str, message: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|c| c == collection) {
+        warned.push(collection.to_string());
+        tracing::warn!(collection = %collection, "{message}");
     }
 }
 

@@ -429,6 +429,7 @@ fn exact_rows_ranked_by_descendants(weight: f32, query: &str) -> Vec<OntologyMat
             bias: 0.0,
         },
         report: FitReport::default(),
+        features_code: crate::matcher::model::FEATURES_CODE,
     };
     let mut meta = store
         .collection_info(&report.collection)
