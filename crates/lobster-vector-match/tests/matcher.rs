@@ -63,27 +63,36 @@ fn fixture() -> Ontology {
     Ontology::from_terms("fixture", None, "v1", terms).expect("fixture ontology")
 }
 
-#[test]
-fn the_fitted_ranker_beats_dense_only_on_held_out_synonyms() {
-    let ontology = fixture();
-    let store = FlatStore::new();
-    let embedder = HashingEmbedder::new(256);
+/// Builds `ontology` into `store` with a matcher fitted on at most `max_queries` held-out synonyms.
+fn build_with_matcher(
+    ontology: &Ontology,
+    embedder: &HashingEmbedder,
+    store: &FlatStore,
+    max_queries: usize,
+) -> lobster_vector_match::build::BuildReport {
     let options = BuildOptions {
         fit: Some(FitOptions {
-            max_queries: 400,
+            max_queries,
             ..FitOptions::default()
         }),
         ..BuildOptions::default()
     };
-    let report = build_collection(
-        &ontology,
-        &embedder,
-        &store,
+    build_collection(
+        ontology,
+        embedder,
+        store,
         &options,
         &NoProgress,
         &AtomicBool::new(false),
     )
-    .expect("build");
+    .expect("build")
+}
+
+#[test]
+fn the_fitted_ranker_beats_dense_only_on_held_out_synonyms() {
+    let ontology = fixture();
+    let store = FlatStore::new();
+    let report = build_with_matcher(&ontology, &HashingEmbedder::new(256), &store, 400);
     let fit = report.matcher.expect("a fitted matcher");
     assert!(fit.calibration_queries >= 30, "{fit:?}");
     assert!(
@@ -106,24 +115,7 @@ fn a_build_of_the_same_source_fits_a_stale_or_missing_matcher_again() {
     let ontology = fixture();
     let store = FlatStore::new();
     let embedder = HashingEmbedder::new(128);
-    let options = BuildOptions {
-        fit: Some(FitOptions {
-            max_queries: 200,
-            ..FitOptions::default()
-        }),
-        ..BuildOptions::default()
-    };
-    let build = || {
-        build_collection(
-            &ontology,
-            &embedder,
-            &store,
-            &options,
-            &NoProgress,
-            &AtomicBool::new(false),
-        )
-        .expect("build")
-    };
+    let build = || build_with_matcher(&ontology, &embedder, &store, 200);
     let first = build();
     let stored = |name: &str| -> Option<MatcherModel> {
         let meta = store.collection_info(name).expect("info").metadata;
@@ -169,22 +161,7 @@ fn fitting_is_deterministic() {
     let ontology = fixture();
     let fit = || {
         let store = FlatStore::new();
-        let options = BuildOptions {
-            fit: Some(FitOptions {
-                max_queries: 200,
-                ..FitOptions::default()
-            }),
-            ..BuildOptions::default()
-        };
-        let r = build_collection(
-            &ontology,
-            &HashingEmbedder::new(128),
-            &store,
-            &options,
-            &NoProgress,
-            &AtomicBool::new(false),
-        )
-        .expect("build");
+        let r = build_with_matcher(&ontology, &HashingEmbedder::new(128), &store, 200);
         let meta = store.collection_info(&r.collection).expect("info").metadata;
         let mut model: MatcherModel =
             serde_json::from_value(meta[MODEL_KEY].clone()).expect("model");
