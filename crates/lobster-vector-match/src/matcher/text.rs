@@ -6,8 +6,9 @@
 //! (`γδ` → `gamma delta`); marker notation (`CD8+` → `cd8 positive`, `CD16−`
 //! or a trailing `-` → `negative`, `CD56bright`/`CD8hi` → `high`,
 //! `CD16lo`/`CD56dim` → `low`, and the same words after a hyphen, so
-//! `CD8-positive` and `CD8+` read alike); splitting on every character that is
-//! not a letter or digit; lowercasing; the two-letter Greek shorthands of
+//! `CD8-positive` and `CD8+` read alike; a CD marker with no level is
+//! `positive`, and `CD4-CD8-` is `cd4 negative cd8 negative`); splitting on
+//! every character that is not a letter or digit; lowercasing; the two-letter Greek shorthands of
 //! T-cell receptors (`gd` → `gamma delta`, `ab` → `alpha beta`); British
 //! spellings (`tumour`, `haem…`, `oesophag…`) to American; and a light
 //! stemmer for plurals (`cells`, `carcinomas`, `bodies`, `vertebrae`).
@@ -43,6 +44,7 @@ pub fn tokens(text: &str) -> Vec<String> {
             continue;
         }
         let had_word = !word.is_empty();
+        let after_marker = had_word && is_cd_marker(&word.to_lowercase());
         flush(&mut word, &mut out);
         let next_is_word = chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
         match c {
@@ -50,19 +52,59 @@ pub fn tokens(text: &str) -> Vec<String> {
             '-' | '\u{2212}' | '\u{2013}' if had_word && !next_is_word => {
                 out.push("negative".into())
             }
+            // `CD4-CD8-`: a hyphen between two markers is the first one's minus.
+            '-' | '\u{2212}' | '\u{2013}'
+                if after_marker && is_cd_marker(&word_at(&chars, i + 1).to_lowercase()) =>
+            {
+                out.push("negative".into())
+            }
             _ => {}
         }
         i += 1;
     }
     flush(&mut word, &mut out);
+    // A CD marker written bare (`CD8 T cell`) is one the cells carry.
+    let mut i = 0;
+    while i < out.len() {
+        if is_cd_marker(&out[i]) && !out.get(i + 1).is_some_and(|t| is_level(t)) {
+            out.insert(i + 1, "positive".into());
+        }
+        i += 1;
+    }
     out
+}
+
+/// The expression levels [`tokens`] reads markers with.
+fn is_level(token: &str) -> bool {
+    matches!(token, "positive" | "negative" | "high" | "low")
+}
+
+/// A cluster-of-differentiation marker token: `cd`, digits, at most one
+/// letter (`cd8`, `cd8a`, `cd45r`).
+fn is_cd_marker(token: &str) -> bool {
+    let Some(rest) = token.strip_prefix("cd") else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let tail = &rest.as_bytes()[digits..];
+    digits >= 1 && tail.len() <= 1 && tail.iter().all(u8::is_ascii_lowercase)
+}
+
+/// The alphanumeric word starting at `start`.
+fn word_at(chars: &[char], start: usize) -> String {
+    chars
+        .iter()
+        .skip(start)
+        .take_while(|c| c.is_alphanumeric())
+        .collect()
 }
 
 /// `text` with marker notation written the way ontology labels write it
 /// (`CD8+ T cells` → `CD8-positive T cells`, `CD16- monocyte` →
 /// `CD16-negative monocyte`, `CD56bright` → `CD56-bright`, `CD8hi` →
-/// `CD8-high`, `CD16lo` → `CD16-low`), or `None` when nothing changes. The
-/// dense channel embeds this form beside the query.
+/// `CD8-high`, `CD16lo` → `CD16-low`, a bare `CD8 T` → `CD8-positive T`),
+/// or `None` when nothing changes. The dense channel embeds this form beside
+/// the query.
 pub fn label_style(text: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len() + 16);
@@ -99,7 +141,13 @@ pub fn label_style(text: &str) -> Option<String> {
         }
         let had_word = !word.is_empty();
         let ends_marker = had_word && word.chars().any(|c| c.is_ascii_digit());
+        let bare = !matches!(c, '+' | '-' | '\u{2212}')
+            && is_bare_cd_marker(&word, &word_at(&chars, i + 1));
         flush_word(&mut word, &mut out, &mut changed);
+        if bare {
+            out.push_str("-positive");
+            changed = true;
+        }
         let next_is_word = chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
         match c {
             '+' if had_word => {
@@ -116,8 +164,24 @@ pub fn label_style(text: &str) -> Option<String> {
             _ => out.push(c),
         }
     }
+    let bare = is_bare_cd_marker(&word, "");
     flush_word(&mut word, &mut out, &mut changed);
+    if bare {
+        out.push_str("-positive");
+        changed = true;
+    }
     changed.then_some(out)
+}
+
+/// Whether `word`, followed by the word `next`, is a CD marker written
+/// without a level (`CD8 T`, not `CD8 positive`, `CD56bright` or `CD8+`).
+fn is_bare_cd_marker(word: &str, next: &str) -> bool {
+    let lower = word.to_lowercase();
+    is_cd_marker(&lower) && {
+        let mut next_tokens = Vec::new();
+        flush(&mut next.to_string(), &mut next_tokens);
+        !next_tokens.first().is_some_and(|t| is_level(t))
+    }
 }
 
 /// The last word of `text`, lowercased (what [`initialisms`] may drop).
@@ -346,6 +410,15 @@ mod tests {
             ["cd4", "positive", "cd25", "positive", "cell"]
         );
         assert_eq!(t("CD8hi"), ["cd8", "high"]);
+        // A bare CD marker is positive; `CD4-CD8-` is two negatives.
+        assert_eq!(t("CD8 T cells"), t("CD8-positive T cell"));
+        assert_eq!(t("CD4 T"), ["cd4", "positive", "t"]);
+        assert_eq!(
+            t("CD4-CD8- T cell"),
+            ["cd4", "negative", "cd8", "negative", "t", "cell"]
+        );
+        assert_eq!(t("CD4-CD8-"), t("CD4-negative, CD8-negative"));
+        assert_eq!(t("CD8alpha"), ["cd8alpha"]);
         // Only a marker loses a level suffix.
         assert_eq!(t("thigh"), ["thigh"]);
         assert_eq!(t("Lgr5+"), ["lgr5", "positive"]);
@@ -365,6 +438,22 @@ mod tests {
         assert_eq!(t("haematopoietic"), t("hematopoietic"));
         assert_eq!(t("oesophagus"), t("esophagus"));
         assert!(t(" - , ").is_empty());
+    }
+
+    #[test]
+    fn label_style_spells_bare_markers_as_positive() {
+        assert_eq!(label_style("CD8 T").as_deref(), Some("CD8-positive T"));
+        assert_eq!(
+            label_style("CD4 T cells").as_deref(),
+            Some("CD4-positive T cells")
+        );
+        assert_eq!(
+            label_style("CD4 positive T cells").as_deref(),
+            None,
+            "already spelled"
+        );
+        assert_eq!(label_style("CD8alpha T").as_deref(), None);
+        assert_eq!(label_style("naive T cell").as_deref(), None);
     }
 
     #[test]
