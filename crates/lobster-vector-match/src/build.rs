@@ -131,8 +131,8 @@ fn term_entries(term: &Term) -> impl Iterator<Item = (String, &str, Metadata)> +
 ///
 /// Rebuilding the same source (SHA-256) with the same model is a no-op unless
 /// `options.force`, apart from fitting its matcher again when it is missing
-/// or not [current](MatcherModel::is_current) (and `options.fit` is set). A rebuild never touches the live build: it is written
-/// under a free [incarnation name](crate::ontology::incarnation_name) beside
+/// or not [current](MatcherModel::is_current) (and `options.fit` is set). A
+/// rebuild never touches the live build: it is written under a free [incarnation name](crate::ontology::incarnation_name) beside
 /// it, becomes the one searches resolve to when its artifact is written (one
 /// metadata write), and only then are the builds it replaces dropped. Setting
 /// `cancel` stops between batches, drops the partial build and returns
@@ -172,26 +172,19 @@ pub fn build_collection(
         matcher: None,
     };
     let incarnations = Incarnations::of(store, &collection)?;
-    if let Some((live, artifact, count)) = incarnations.live() {
+    if let Some(live) = incarnations.live() {
+        let artifact = &live.artifact;
         let same = artifact.source_sha256 == ontology.source_sha256()
             && artifact.embedding_provider == embedder.provider()
             && artifact.embedding_model == embedder.model_id()
             && artifact.dimensions == embedder.dimensions();
         if same && !options.force {
-            report.collection = live.to_string();
+            report.collection = live.name.clone();
             report.skipped = true;
-            report.entries = *count;
+            report.entries = live.count;
             // A matcher missing, or fitted by other feature code, is fitted again.
-            if let Some(fit) = &options.fit {
-                let current = store
-                    .collection_info(live)?
-                    .metadata
-                    .get(MODEL_KEY)
-                    .and_then(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok())
-                    .is_some_and(|m| m.is_current());
-                if !current {
-                    report.matcher = Some(refit_matcher(ontology, embedder, store, live, fit)?);
-                }
+            if let Some(fit) = options.fit.as_ref().filter(|_| !live.matcher_current) {
+                report.matcher = Some(refit_matcher(ontology, embedder, store, &live.name, fit)?);
             }
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
@@ -257,7 +250,7 @@ pub fn build_collection(
     store.set_collection_metadata(&collection, metadata)?;
     store.flush()?;
     // The new build is live from the artifact on; the builds it replaces go.
-    for (name, _, _) in &incarnations.finished {
+    for Finished { name, .. } in &incarnations.finished {
         tracing::info!(collection = %name, replaced_by = %collection, "removing the replaced build");
         if let Err(e) = store.drop_collection(name) {
             tracing::warn!(collection = %name, error = %e, "could not remove the replaced build; the next build will");
@@ -272,8 +265,18 @@ pub fn build_collection(
 /// an artifact) and unfinished ones.
 #[derive(Debug)]
 struct Incarnations {
-    finished: Vec<(String, Artifact, usize)>,
+    finished: Vec<Finished>,
     unfinished: Vec<String>,
+}
+
+/// A finished build: its collection, artifact and record count, and whether
+/// its stored matcher is [current](MatcherModel::is_current).
+#[derive(Debug)]
+struct Finished {
+    name: String,
+    artifact: Artifact,
+    count: usize,
+    matcher_current: bool,
 }
 
 impl Incarnations {
@@ -288,18 +291,25 @@ impl Incarnations {
             }
             let info = store.collection_info(&name)?;
             match Artifact::from_metadata(&info.metadata) {
-                Some(a) => out.finished.push((name, a, info.count)),
+                Some(artifact) => out.finished.push(Finished {
+                    name,
+                    artifact,
+                    count: info.count,
+                    matcher_current: MatcherModel::from_metadata(&info.metadata)
+                        .and_then(std::result::Result::ok)
+                        .is_some_and(|m| m.is_current()),
+                }),
                 None => out.unfinished.push(name),
             }
         }
         // Newest last: by build time, then name.
         out.finished
-            .sort_by(|a, b| (&a.1.built_at, &a.0).cmp(&(&b.1.built_at, &b.0)));
+            .sort_by(|a, b| (&a.artifact.built_at, &a.name).cmp(&(&b.artifact.built_at, &b.name)));
         Ok(out)
     }
 
     /// The build searches answer from: the newest finished one.
-    fn live(&self) -> Option<&(String, Artifact, usize)> {
+    fn live(&self) -> Option<&Finished> {
         self.finished.last()
     }
 
@@ -311,7 +321,7 @@ impl Incarnations {
     fn free_name(&self, base: &str) -> String {
         (0..)
             .map(|n| incarnation_name(base, n))
-            .find(|name| !self.finished.iter().any(|(f, _, _)| f == name))
+            .find(|name| !self.finished.iter().any(|f| &f.name == name))
             .unwrap_or_else(|| base.to_string())
     }
 }
@@ -322,7 +332,7 @@ pub fn live_collection(store: &dyn VectorStore, ontology: &Ontology) -> Result<O
     let base = collection_name(ontology)?;
     Ok(Incarnations::of(store, &base)?
         .live()
-        .map(|(n, _, _)| n.clone()))
+        .map(|f| f.name.clone()))
 }
 
 /// Fits the matcher of a finished collection again from `ontology` (the

@@ -119,8 +119,7 @@ fn a_build_of_the_same_source_fits_a_stale_or_missing_matcher_again() {
     let first = build();
     let stored = |name: &str| -> Option<MatcherModel> {
         let meta = store.collection_info(name).expect("info").metadata;
-        meta.get(MODEL_KEY)
-            .map(|v| serde_json::from_value(v.clone()).expect("model"))
+        MatcherModel::from_metadata(&meta).map(|m| m.expect("model"))
     };
     let model = stored(&first.collection).expect("model");
     assert!(model.is_current());

@@ -555,31 +555,27 @@ impl LexicalIndex {
     /// The first run of two or more consecutive `tokens` that, written
     /// together, are `word`.
     fn joined_run(&self, word: &str, tokens: &[u32]) -> Option<Range<usize>> {
-        (0..tokens.len()).find_map(|start| {
-            let mut rest = word;
-            for (end, &t) in tokens.iter().enumerate().skip(start) {
-                rest = rest.strip_prefix(self.words[t as usize].as_str())?;
-                if rest.is_empty() {
-                    return (end > start).then_some(start..end + 1);
-                }
-            }
-            None
-        })
+        self.spelled_run(word, tokens, |w| w)
     }
 
-    /// The first run of two or more consecutive `tokens` whose initials (a
-    /// number token counts whole, as in [`text::initialism`]) spell `abbreviation`.
+    /// The first run of two or more consecutive `tokens` whose
+    /// [initials](text::initial) spell `abbreviation`.
     fn initials_run(&self, abbreviation: &str, tokens: &[u32]) -> Option<Range<usize>> {
+        self.spelled_run(abbreviation, tokens, text::initial)
+    }
+
+    /// The first run of two or more consecutive `tokens` whose `part`s,
+    /// written together, are `text`.
+    fn spelled_run(
+        &self,
+        text: &str,
+        tokens: &[u32],
+        part: impl Fn(&str) -> &str,
+    ) -> Option<Range<usize>> {
         (0..tokens.len()).find_map(|start| {
-            let mut rest = abbreviation;
+            let mut rest = text;
             for (end, &t) in tokens.iter().enumerate().skip(start) {
-                let w = self.words[t as usize].as_str();
-                let initial = if w.bytes().all(|b| b.is_ascii_digit()) {
-                    w
-                } else {
-                    &w[..w.chars().next()?.len_utf8()]
-                };
-                rest = rest.strip_prefix(initial)?;
+                rest = rest.strip_prefix(part(self.words[t as usize].as_str()))?;
                 if rest.is_empty() {
                     return (end > start).then_some(start..end + 1);
                 }

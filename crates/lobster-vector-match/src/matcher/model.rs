@@ -83,6 +83,16 @@ pub struct Example {
 }
 
 impl MatcherModel {
+    /// The model stored in a collection's metadata under [`MODEL_KEY`]:
+    /// `None` when there is none, an error when it does not parse.
+    pub fn from_metadata(
+        metadata: &crate::Metadata,
+    ) -> Option<std::result::Result<MatcherModel, serde_json::Error>> {
+        metadata
+            .get(MODEL_KEY)
+            .map(|v| serde_json::from_value(v.clone()))
+    }
+
     /// Whether the model was fitted on this build's feature set.
     pub fn is_compatible(&self) -> bool {
         self.features.len() == N_FEATURES

@@ -49,12 +49,12 @@ pub fn tokens(text: &str) -> Vec<String> {
         let next_is_word = chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
         match c {
             '+' if had_word => out.push("positive".into()),
-            '-' | '\u{2212}' | '\u{2013}' if had_word && !next_is_word => {
-                out.push("negative".into())
-            }
-            // `CD4-CD8-`: a hyphen between two markers is the first one's minus.
+            // A trailing minus, or one between two markers (`CD4-CD8-`).
             '-' | '\u{2212}' | '\u{2013}'
-                if after_marker && is_cd_marker(&word_at(&chars, i + 1).to_lowercase()) =>
+                if had_word
+                    && (!next_is_word
+                        || after_marker
+                            && is_cd_marker(&word_at(&chars, i + 1).to_lowercase())) =>
             {
                 out.push("negative".into())
             }
@@ -221,13 +221,18 @@ pub fn initialism(text: &str) -> Option<String> {
             continue;
         }
         words += 1;
-        if w.chars().all(|c| c.is_ascii_digit()) {
-            letters.push_str(w);
-        } else if let Some(c) = lower.chars().next() {
-            letters.push(c);
-        }
+        letters.push_str(initial(&lower));
     }
     (words >= 2 && (2..=8).contains(&letters.chars().count())).then_some(letters)
+}
+
+/// What a word gives an [`initialism`]: a number whole, else its first character.
+pub fn initial(word: &str) -> &str {
+    if word.bytes().all(|b| b.is_ascii_digit()) {
+        word
+    } else {
+        word.chars().next().map_or("", |c| &word[..c.len_utf8()])
+    }
 }
 
 /// Whether a query token reads as an abbreviation: 2–8 letters and digits

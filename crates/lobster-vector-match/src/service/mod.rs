@@ -13,9 +13,7 @@ use lobster_vector_core::store::as_slices;
 use rayon::prelude::*;
 
 use crate::curation::{CuratedSet, CuratedTarget};
-use crate::matcher::{
-    Candidate, CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL, MODEL_KEY,
-};
+use crate::matcher::{Candidate, CandidateGenerator, DenseHit, MatcherModel, DENSE_POOL};
 use crate::ontology::graph::Graph;
 use crate::ontology::{
     split_incarnation, EntryKind, ExactIndex, Ontology, OntologyKind, OntologyLibrary, Term,
@@ -260,12 +258,9 @@ impl SearchService {
         };
         // The matcher is read only for the build chosen.
         let resolved = |name: String, artifact: Artifact, metadata: &Metadata| {
-            let stored = metadata
-                .get(MODEL_KEY)
-                .map(|v| serde_json::from_value::<MatcherModel>(v.clone()).ok());
-            let matcher = match stored {
+            let matcher = match MatcherModel::from_metadata(metadata) {
                 None => None,
-                Some(Some(model)) if model.is_compatible() => {
+                Some(Ok(model)) if model.is_compatible() => {
                     if !model.is_current() {
                         warn_once(&name, "the matcher of this collection was fitted on features computed by another version; it applies, but fitting it again (a build does) matches better");
                     }
@@ -481,21 +476,21 @@ impl SearchService {
                         hits = self.store.search(&resolved.name, vector, n)?;
                     }
                 }
-                let ranked = match &onto {
-                    Some(o) => {
-                        let ranked = RankedCandidates::new(o, resolved, term, &hits);
-                        order_exact_ties(&mut rows, &ranked);
-                        let seen: HashSet<&str> =
-                            rows.iter().map(|r| r.ontology_id.as_str()).collect();
-                        ranked.rows(resolved, &|id| keep(id) && !seen.contains(id))
-                    }
-                    None => {
-                        let seen: HashSet<&str> =
-                            rows.iter().map(|r| r.ontology_id.as_str()).collect();
-                        dense_rows(hits, resolved, &|id| keep(id) && !seen.contains(id))
+                let candidates = onto
+                    .as_deref()
+                    .map(|o| RankedCandidates::new(o, resolved, term, &hits));
+                if let Some(c) = &candidates {
+                    order_exact_ties(&mut rows, c);
+                }
+                let more = {
+                    let seen: HashSet<&str> = rows.iter().map(|r| r.ontology_id.as_str()).collect();
+                    let new = |id: &str| keep(id) && !seen.contains(id);
+                    match &candidates {
+                        Some(c) => c.rows(resolved, &new),
+                        None => dense_rows(hits, resolved, &new),
                     }
                 };
-                rows.extend(ranked);
+                rows.extend(more);
                 if let Some(reranker) = &self.reranker {
                     rows = rerank(
                         reranker.as_ref(),
@@ -542,7 +537,6 @@ fn serialize_score<S: serde::Serializer>(x: &f32, s: S) -> std::result::Result<S
 /// collection's fitted matcher, or cosine similarity where it has none.
 struct RankedCandidates<'o> {
     ontology: &'o Ontology,
-    entries: &'o [crate::matcher::lexical::Entry],
     matcher: Option<&'o MatcherModel>,
     candidates: Vec<Candidate>,
 }
@@ -561,7 +555,6 @@ impl<'o> RankedCandidates<'o> {
             .collect();
         RankedCandidates {
             ontology: o,
-            entries: generator.lexical().entries(),
             matcher: resolved.matcher.as_deref(),
             candidates: generator.candidates(query, &dense, &(0..0)),
         }
@@ -627,70 +620,66 @@ impl<'o> RankedCandidates<'o> {
         probability: f32,
         resolved: &ResolvedCollection,
     ) -> OntologyMatch {
-        let terms = self.ontology.terms();
-        let entries = self.entries;
+        let term = &self.ontology.terms()[c.term as usize];
+        let entry = &self.ontology.lexical().entries()[c.entry as usize];
+        let matched = term.entry_text(entry.slot).unwrap_or(&term.label);
+        let mut meta = Metadata::new();
+        meta.insert("ontology_id".into(), serde_json::json!(term.id));
+        meta.insert("label".into(), serde_json::json!(term.label));
+        meta.insert("matched_text".into(), serde_json::json!(matched));
+        meta.insert(
+            "kind".into(),
+            serde_json::json!(if entry.is_label() { "label" } else { "synonym" }),
+        );
+        if let Some(scope) = (entry.slot > 0)
+            .then(|| {
+                term.synonyms
+                    .get(entry.slot as usize - 1)
+                    .and_then(|s| s.scope)
+            })
+            .flatten()
         {
-            let term = &terms[c.term as usize];
-            let entry = &entries[c.entry as usize];
-            let matched = term.entry_text(entry.slot).unwrap_or(&term.label);
-            let mut meta = Metadata::new();
-            meta.insert("ontology_id".into(), serde_json::json!(term.id));
-            meta.insert("label".into(), serde_json::json!(term.label));
-            meta.insert("matched_text".into(), serde_json::json!(matched));
+            meta.insert("scope".into(), serde_json::json!(scope.as_str()));
+        }
+        if let Some(d) = &term.definition {
+            meta.insert("definition".into(), serde_json::json!(d));
+        }
+        if let Some(cos) = c.cosine {
             meta.insert(
-                "kind".into(),
-                serde_json::json!(if entry.is_label() { "label" } else { "synonym" }),
+                "vector_score".into(),
+                serde_json::json!(output_score(cos.clamp(0.0, 1.0))),
             );
-            if let Some(scope) = (entry.slot > 0)
-                .then(|| {
-                    term.synonyms
-                        .get(entry.slot as usize - 1)
-                        .and_then(|s| s.scope)
-                })
-                .flatten()
-            {
-                meta.insert("scope".into(), serde_json::json!(scope.as_str()));
-            }
-            if let Some(d) = &term.definition {
-                meta.insert("definition".into(), serde_json::json!(d));
-            }
-            if let Some(cos) = c.cosine {
-                meta.insert(
-                    "vector_score".into(),
-                    serde_json::json!(output_score(cos.clamp(0.0, 1.0))),
-                );
-            }
-            meta.insert(
-                "rank_score".into(),
-                serde_json::json!(output_score(rank_score)),
-            );
-            let channels: Vec<&str> = [
-                (c.channels.dense, "dense"),
-                (c.channels.lexical, "lexical"),
-                (c.channels.abbreviation, "abbreviation"),
-            ]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect();
-            meta.insert("channels".into(), serde_json::json!(channels));
-            let match_type = if c.channels.dense {
-                MatchType::Semantic
-            } else if c.channels.lexical {
-                MatchType::Lexical
-            } else {
-                MatchType::Abbreviation
-            };
-            OntologyMatch {
-                term: term.label.clone(),
-                ontology_id: term.id.clone(),
-                score: round4(probability),
-                metadata: meta,
-                distance_metric: Metric::Cosine.as_str(),
-                matched_text: matched.to_string(),
-                match_type,
-                ontology: resolved.artifact.ontology.clone(),
-                ontology_version: resolved.artifact.source_version.clone(),
-            }
+        }
+        meta.insert(
+            "rank_score".into(),
+            serde_json::json!(output_score(rank_score)),
+        );
+        let channels: Vec<&str> = [
+            (c.channels.dense, "dense"),
+            (c.channels.lexical, "lexical"),
+            (c.channels.abbreviation, "abbreviation"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        meta.insert("channels".into(), serde_json::json!(channels));
+        let match_type = if c.channels.dense {
+            MatchType::Semantic
+        } else if c.channels.lexical {
+            MatchType::Lexical
+        } else {
+            MatchType::Abbreviation
+        };
+        OntologyMatch {
+            term: term.label.clone(),
+            ontology_id: term.id.clone(),
+            score: round4(probability),
+            metadata: meta,
+            distance_metric: Metric::Cosine.as_str(),
+            matched_text: matched.to_string(),
+            match_type,
+            ontology: resolved.artifact.ontology.clone(),
+            ontology_version: resolved.artifact.source_version.clone(),
         }
     }
 }
@@ -700,26 +689,18 @@ impl<'o> RankedCandidates<'o> {
 /// matcher's ranking of those concepts; rows it did not rank keep their
 /// place after the ranked ones of their run.
 fn order_exact_ties(rows: &mut [OntologyMatch], ranked: &RankedCandidates<'_>) {
-    let tie_key = |r: &OntologyMatch| (r.match_type, r.metadata.get("scope").cloned());
-    let mut start = 0;
-    while start < rows.len() {
-        let key = tie_key(&rows[start]);
-        let mut end = start + 1;
-        while end < rows.len() && tie_key(&rows[end]) == key {
-            end += 1;
-        }
-        if end - start > 1 && matches!(key.0, MatchType::ExactLabel | MatchType::ExactSynonym) {
+    let tied = |a: &OntologyMatch, b: &OntologyMatch| {
+        a.match_type == b.match_type && a.metadata.get("scope") == b.metadata.get("scope")
+    };
+    let score = |r: &OntologyMatch| ranked.score_of(&r.ontology_id).unwrap_or(f32::NEG_INFINITY);
+    for run in rows.chunk_by_mut(tied) {
+        if matches!(
+            run[0].match_type,
+            MatchType::ExactLabel | MatchType::ExactSynonym
+        ) {
             // Stable: unranked rows keep their relative order, last.
-            let scores: Vec<f32> = rows[start..end]
-                .iter()
-                .map(|r| ranked.score_of(&r.ontology_id).unwrap_or(f32::NEG_INFINITY))
-                .collect();
-            let mut order: Vec<usize> = (0..scores.len()).collect();
-            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-            let run: Vec<OntologyMatch> = order.iter().map(|&i| rows[start + i].clone()).collect();
-            rows[start..end].clone_from_slice(&run);
+            run.sort_by(|a, b| score(b).total_cmp(&score(a)));
         }
-        start = end;
     }
 }
 
